@@ -6,4 +6,6 @@
 //! no I/O and reads no clock; `opie-core` decides, `opie-sys` moves bytes.
 #![forbid(unsafe_code)]
 
+pub mod lease;
+pub mod lease_log;
 pub mod record;
