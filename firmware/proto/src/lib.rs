@@ -8,4 +8,5 @@
 
 pub mod lease;
 pub mod lease_log;
+pub mod nbd;
 pub mod record;
