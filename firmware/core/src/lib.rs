@@ -1,0 +1,12 @@
+//! Opie's decisions, free of I/O.
+//!
+//! Every module here is a state machine or a pure function: inputs are
+//! parsed messages, command results and the current time (passed in, never
+//! read from a clock); outputs are values or actions for `opie-sys` and the
+//! daemon to carry out. Nothing here opens a file, a socket or a process,
+//! which is what lets the simulated cluster in `opie-testkit` run them.
+#![forbid(unsafe_code)]
+
+pub mod boot;
+pub mod config;
+pub mod status;

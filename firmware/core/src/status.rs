@@ -1,0 +1,130 @@
+//! The node's status as the supervisor reports it.
+//!
+//! The supervisor owns one [`StatusReport`] and hands a copy to every local
+//! reader (`opie status`, later the console and web page) as a sealed record
+//! over its unix socket. This module owns the report's shape, its encoding
+//! and its rendering as text for 80-column terminals.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::boot::ConfigSource;
+use crate::config::{ConfigError, Ipv4Cidr, Role};
+
+/// Kind tag of a status record (see `opie_proto::record`).
+pub const STATUS_MAGIC: [u8; 8] = *b"OPIESTA\0";
+/// Layout version of [`StatusReport`]; bump on any change.
+pub const STATUS_VERSION: u16 = 1;
+
+/// Where the node's configuration came from, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigOrigin {
+    Stored,
+    Preseeded,
+    Factory,
+}
+
+impl From<ConfigSource> for ConfigOrigin {
+    fn from(source: ConfigSource) -> Self {
+        match source {
+            ConfigSource::Stored => ConfigOrigin::Stored,
+            ConfigSource::Preseeded => ConfigOrigin::Preseeded,
+            ConfigSource::Factory => ConfigOrigin::Factory,
+        }
+    }
+}
+
+/// A snapshot of what the supervisor knows about its node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub role: Role,
+    pub hostname: String,
+    pub config_origin: ConfigOrigin,
+    pub config_generation: u64,
+    pub storage_iface: String,
+    pub storage_addr: Option<Ipv4Cidr>,
+    pub state_dir: String,
+    pub uptime_secs: u64,
+    /// Problems the administrator should see, newest last.
+    pub alerts: Vec<String>,
+}
+
+impl StatusReport {
+    /// Encodes the report as a record payload.
+    pub fn encode(&self) -> Result<Vec<u8>, ConfigError> {
+        postcard::to_allocvec(self).map_err(|e| ConfigError::Decode(e.to_string()))
+    }
+
+    /// Decodes a record payload of `version`.
+    pub fn decode(version: u16, payload: &[u8]) -> Result<Self, ConfigError> {
+        if version != STATUS_VERSION {
+            return Err(ConfigError::Version { found: version });
+        }
+        postcard::from_bytes(payload).map_err(|e| ConfigError::Decode(e.to_string()))
+    }
+
+    /// Renders `key: value` lines, one fact a line, for terminals and tests.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let origin = match self.config_origin {
+            ConfigOrigin::Stored => "stored",
+            ConfigOrigin::Preseeded => "preseeded from boot parameters",
+            ConfigOrigin::Factory => "factory defaults (run the setup wizard)",
+        };
+        let addr = self.storage_addr.map_or_else(|| "leased (none yet)".to_string(), |a| a.to_string());
+        let _ = writeln!(out, "opie {}", self.version);
+        let _ = writeln!(out, "role: {}", self.role);
+        let _ = writeln!(out, "hostname: {}", self.hostname);
+        let _ = writeln!(out, "config: {origin}, generation {}", self.config_generation);
+        let _ = writeln!(out, "storage net: {} {addr}", self.storage_iface);
+        let _ = writeln!(out, "state dir: {}", self.state_dir);
+        let _ = writeln!(out, "uptime: {}s", self.uptime_secs);
+        if self.alerts.is_empty() {
+            let _ = writeln!(out, "alerts: none");
+        } else {
+            for alert in &self.alerts {
+                let _ = writeln!(out, "alert: {alert}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> StatusReport {
+        StatusReport {
+            version: "0.1.0".into(),
+            role: Role::Isu,
+            hostname: "isu1".into(),
+            config_origin: ConfigOrigin::Preseeded,
+            config_generation: 1,
+            storage_iface: "eth0".into(),
+            storage_addr: Some("10.77.0.11/24".parse().expect("cidr")),
+            state_dir: "/var/lib/opie".into(),
+            uptime_secs: 7,
+            alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let r = report();
+        let bytes = r.encode().expect("encodes");
+        assert_eq!(StatusReport::decode(STATUS_VERSION, &bytes).expect("decodes"), r);
+        assert!(StatusReport::decode(STATUS_VERSION + 1, &bytes).is_err());
+    }
+
+    #[test]
+    fn renders_role_and_address_lines() {
+        let text = report().render();
+        assert!(text.contains("\nrole: isu\n"), "{text}");
+        assert!(text.contains("storage net: eth0 10.77.0.11/24"), "{text}");
+        assert!(text.contains("alert: state disk"), "{text}");
+        assert!(text.lines().all(|l| l.len() <= 80), "{text}");
+    }
+}

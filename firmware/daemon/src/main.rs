@@ -1,0 +1,73 @@
+//! `opie`: the one binary of the Opie appliance.
+//!
+//! Without a subcommand it is the supervisor that busybox init respawns;
+//! each subcommand exposes one subsystem on its own so it can be run and
+//! tested on a plain Linux host (DESIGN §1). This file only parses
+//! arguments and dispatches; each subcommand lives in its own module.
+#![forbid(unsafe_code)]
+
+mod console;
+mod local;
+mod logging;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Where the supervisor listens for local clients (`opie status`, console).
+pub const DEFAULT_SOCKET: &str = "/run/opie/supervisor.sock";
+/// Where the node's state lives (the mounted state disk on the appliance).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/opie";
+
+#[derive(Debug, Parser)]
+#[command(name = "opie", version, about = "Opie clustered storage appliance firmware")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node supervisor (the default when no subcommand is given).
+    Supervisor(supervisor::Args),
+    /// Run the serial-console menu.
+    Console(console::Args),
+    /// Print the running supervisor's status.
+    Status(StatusArgs),
+    /// Print the firmware version.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// The supervisor's local socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        // Bare `opie` is what busybox init respawns on the appliance; run from
+        // a shell on a host it must not touch the host's disks or names.
+        None => supervisor::run(supervisor::Args::for_init(std::os::unix::process::parent_id() == 1)),
+        Some(Command::Supervisor(args)) => supervisor::run(args),
+        Some(Command::Console(args)) => console::run(args),
+        Some(Command::Status(args)) => local::fetch_status(&args.socket)
+            .map(|report| print!("{}", report.render()))
+            .map_err(Into::into),
+        Some(Command::Version) => {
+            println!("opie {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("opie: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The supervisor: the long-running `opie` that busybox init respawns.
+//!
+//! Start-up: read the boot parameters, prepare the state disk, load the
+//! config (or persist the preseed), apply the hostname and storage-net
+//! address, then run one event loop that owns the node's state. Other tasks
+//! (the local socket, signal handling, later the role's servers) only send
+//! [`Event`]s to that loop; nothing else touches the state (DESIGN §13).
+//!
+//! Problems that an administrator can fix (a foreign state disk, an
+//! interface that is missing) become alerts, and the supervisor keeps
+//! running: exiting would only make init respawn it into the same problem.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use log::{error, info, warn};
+use opie_core::boot::{BootParams, ConfigSource, choose_config};
+use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError};
+use opie_core::status::StatusReport;
+use opie_sys::slots::SlotStore;
+use opie_sys::statedisk::{self, Prepared};
+use opie_sys::{netif, system};
+use smol::channel::{Receiver, Sender};
+use smol::net::unix::UnixListener;
+use smol::prelude::*;
+use thiserror::Error;
+
+use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
+
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// Directory for persisted state (the state disk's mount point).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// File holding the kernel command line to read boot parameters from.
+    #[arg(long)]
+    cmdline: Option<PathBuf>,
+    /// Local socket for `opie status`.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// This process runs the node itself: mount the state disk named by
+    /// `opie.state=`, set the hostname and configure interfaces. Without it
+    /// the supervisor changes nothing outside its state dir and socket, so
+    /// it can run on any host (tests, development).
+    #[arg(long)]
+    appliance: bool,
+}
+
+impl Args {
+    /// The arguments of bare `opie`: defaults, appliance mode when started
+    /// by init.
+    pub fn for_init(appliance: bool) -> Self {
+        Args { appliance, ..Args::default() }
+    }
+}
+
+/// Errors that stop the supervisor: only those no admin action at run time
+/// can fix.
+#[derive(Debug, Error)]
+pub enum SupervisorError {
+    #[error("reading boot parameters from {path}: {source}")]
+    Cmdline { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    BootParam(#[from] opie_core::boot::BootParamError),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("local socket {path}: {source}")]
+    Socket { path: PathBuf, source: std::io::Error },
+    #[error("signal handling: {0}")]
+    Signals(std::io::Error),
+}
+
+/// What the event loop reacts to.
+enum Event {
+    /// A local client wants the status; the reply goes back on the sender.
+    StatusWanted(Sender<StatusReport>),
+    /// SIGTERM or SIGINT: stop cleanly.
+    Stop(&'static str),
+}
+
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let sink = logging::init("opie");
+    let state_dir = args.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+    let socket = args.socket.unwrap_or_else(|| DEFAULT_SOCKET.into());
+    let cmdline_path = args.cmdline.unwrap_or_else(|| "/proc/cmdline".into());
+    let cmdline = fs::read_to_string(&cmdline_path)
+        .map_err(|source| SupervisorError::Cmdline { path: cmdline_path.clone(), source })?;
+    let boot = BootParams::parse(&cmdline).map_err(SupervisorError::from)?;
+
+    let mut alerts = Vec::new();
+    let persist = prepare_state(&boot, &state_dir, args.appliance, &mut alerts);
+    let store = SlotStore::new(&state_dir, "config", CONFIG_MAGIC);
+    let (config, source, generation) = load_config(&store, &boot, persist, &mut alerts)?;
+    if args.appliance {
+        apply_system(&config, &mut alerts);
+    }
+
+    let started = format!("opie supervisor started: role={} hostname={}", config.role, config.hostname);
+    info!("{started}");
+    if sink == logging::Sink::Syslog {
+        // The console shows that the node came up even when nobody reads
+        // syslog.
+        eprintln!("{started}");
+    }
+
+    let report = StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        role: config.role,
+        hostname: config.hostname.clone(),
+        config_origin: source.into(),
+        config_generation: generation,
+        storage_iface: config.storage.iface.clone(),
+        storage_addr: config.storage.static_addr,
+        state_dir: state_dir.display().to_string(),
+        uptime_secs: 0,
+        alerts,
+    };
+    smol::block_on(event_loop(report, &socket))?;
+    Ok(())
+}
+
+/// On the appliance, mounts (formatting if blank) the state disk named by
+/// `opie.state=`. Returns whether config may be persisted in `state_dir`.
+fn prepare_state(boot: &BootParams, state_dir: &Path, appliance: bool, alerts: &mut Vec<String>) -> bool {
+    let device = boot.state_device.as_ref().filter(|_| appliance);
+    let Some(device) = device else {
+        return fs::create_dir_all(state_dir).map_err(|e| alert(alerts, format!("state dir {}: {e}", state_dir.display()))).is_ok();
+    };
+    match statedisk::prepare(Path::new(device), state_dir) {
+        Ok(Prepared::Formatted) => {
+            info!("state disk {device} was blank: formatted and mounted on {}", state_dir.display());
+            true
+        }
+        Ok(Prepared::Mounted | Prepared::AlreadyMounted) => {
+            info!("state disk {device} mounted on {}", state_dir.display());
+            true
+        }
+        Err(e) => {
+            alert(alerts, format!("state disk not usable, settings will not be saved: {e}"));
+            false
+        }
+    }
+}
+
+/// Loads the stored config or persists the preseed. A stored config that
+/// does not decode is never overwritten: the node runs unconfigured until
+/// an admin decides.
+fn load_config(
+    store: &SlotStore,
+    boot: &BootParams,
+    persist: bool,
+    alerts: &mut Vec<String>,
+) -> Result<(Config, ConfigSource, u64), SupervisorError> {
+    let mut generation = 0;
+    let mut stored = None;
+    let mut keep_unsaved = !persist;
+    if persist {
+        match store.load() {
+            Ok(report) => {
+                for (path, damage) in &report.damaged {
+                    warn!("config slot {} is damaged ({damage}); the other slot is used", path.display());
+                }
+                if let Some(loaded) = report.newest {
+                    match Config::decode(loaded.version, &loaded.payload) {
+                        Ok(config) => {
+                            generation = loaded.generation;
+                            stored = Some(config);
+                        }
+                        Err(e) => {
+                            alert(alerts, format!("stored config (generation {}) is unreadable and kept untouched: {e}", loaded.generation));
+                            keep_unsaved = true;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                alert(alerts, format!("cannot read stored config: {e}"));
+                keep_unsaved = true;
+            }
+        }
+    }
+    let (config, source) = choose_config(stored, boot)?;
+    if source == ConfigSource::Preseeded && !keep_unsaved {
+        match config.encode().map(|payload| store.store(CONFIG_VERSION, &payload)) {
+            Ok(Ok(g)) => {
+                generation = g;
+                info!("preseeded config saved as generation {g}");
+            }
+            Ok(Err(e)) => alert(alerts, format!("saving preseeded config failed: {e}")),
+            Err(e) => alert(alerts, format!("preseeded config invalid: {e}")),
+        }
+    }
+    Ok((config, source, generation))
+}
+
+/// Applies hostname and the static storage-net address.
+fn apply_system(config: &Config, alerts: &mut Vec<String>) {
+    if let Err(e) = system::set_hostname(&config.hostname) {
+        warn!("hostname not set: {e}");
+    }
+    if let Some(addr) = config.storage.static_addr {
+        match netif::set_ipv4(&config.storage.iface, addr.addr, addr.netmask()) {
+            Ok(()) => info!("storage net {} configured as {addr}", config.storage.iface),
+            Err(e) => alert(alerts, format!("storage address {addr} not configured: {e}")),
+        }
+    }
+}
+
+fn alert(alerts: &mut Vec<String>, message: String) {
+    error!("{message}");
+    alerts.push(message);
+}
+
+/// The one owner of the node's state.
+async fn event_loop(mut report: StatusReport, socket: &Path) -> Result<(), SupervisorError> {
+    let started = Instant::now();
+    let (events, inbox) = smol::channel::bounded::<Event>(64);
+    let listener = bind_socket(socket)?;
+    let signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+        .map_err(SupervisorError::Signals)?;
+    let executor = smol::Executor::new();
+    executor.spawn(serve_local(listener, events.clone())).detach();
+    executor.spawn(forward_signals(signals, events)).detach();
+    let result = executor.run(apply_events(&inbox, &mut report, started)).await;
+    let _ = fs::remove_file(socket);
+    result
+}
+
+async fn apply_events(inbox: &Receiver<Event>, report: &mut StatusReport, started: Instant) -> Result<(), SupervisorError> {
+    while let Ok(event) = inbox.recv().await {
+        match event {
+            Event::StatusWanted(reply) => {
+                report.uptime_secs = started.elapsed().as_secs();
+                let _ = reply.try_send(report.clone());
+            }
+            Event::Stop(why) => {
+                info!("supervisor stopping on {why}");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, SupervisorError> {
+    let err = |source| SupervisorError::Socket { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    // A socket file left by a previous (crashed) supervisor blocks bind.
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
+    UnixListener::bind(path).map_err(err)
+}
+
+/// Answers each local client with one status record.
+async fn serve_local(listener: UnixListener, events: Sender<Event>) {
+    loop {
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!("local socket accept failed: {e}");
+                continue;
+            }
+        };
+        let (reply, answer) = smol::channel::bounded(1);
+        if events.send(Event::StatusWanted(reply)).await.is_err() {
+            return;
+        }
+        let Ok(report) = answer.recv().await else { return };
+        match local::seal_status(&report) {
+            Ok(bytes) => {
+                if let Err(e) = stream.write_all(&bytes).await {
+                    warn!("local client went away: {e}");
+                }
+            }
+            Err(e) => error!("status report cannot be sealed: {e}"),
+        }
+    }
+}
+
+async fn forward_signals(mut signals: async_signal::Signals, events: Sender<Event>) {
+    while let Some(Ok(signal)) = signals.next().await {
+        let name = match signal {
+            async_signal::Signal::Term => "SIGTERM",
+            _ => "SIGINT",
+        };
+        if events.send(Event::Stop(name)).await.is_err() {
+            return;
+        }
+    }
+}

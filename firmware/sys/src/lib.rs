@@ -1,0 +1,11 @@
+//! Opie's contact with the operating system.
+//!
+//! The only crate that makes syscalls, opens files and sockets or runs
+//! external programs. Every `unsafe` block lives here with a `SAFETY:` line
+//! saying why it is sound. The decisions these calls carry out are made in
+//! `opie-core`.
+
+pub mod netif;
+pub mod slots;
+pub mod statedisk;
+pub mod system;

@@ -1,0 +1,37 @@
+//! Node-wide settings held by the kernel: the hostname.
+
+use std::io;
+
+use thiserror::Error;
+
+/// Errors changing kernel-held settings.
+#[derive(Debug, Error)]
+pub enum SystemError {
+    /// sethostname(2) failed (EPERM when not root, EINVAL when too long).
+    #[error("sethostname {name:?}: {source}")]
+    Hostname { name: String, source: io::Error },
+}
+
+/// Sets the kernel's hostname (what syslog lines and the shell show).
+pub fn set_hostname(name: &str) -> Result<(), SystemError> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive
+    // the call; the kernel copies them and does not need a NUL terminator.
+    let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return Err(SystemError::Hostname { name: name.to_string(), source: io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// Ignores SIGINT and SIGQUIT in this process (a console that Ctrl-C must
+/// not kill). Ignored dispositions survive exec; children that want
+/// default handling (shells) reset them themselves.
+pub fn ignore_interrupt_signals() {
+    for signal in [libc::SIGINT, libc::SIGQUIT] {
+        // SAFETY: SIG_IGN is a valid disposition for these signals and no
+        // Rust state depends on their handlers.
+        unsafe {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
+}
