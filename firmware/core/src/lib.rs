@@ -9,4 +9,5 @@
 
 pub mod boot;
 pub mod config;
+pub mod nbd;
 pub mod status;

@@ -446,10 +446,12 @@ impl<'a> ClientOption<'a> {
             });
         }
         let total = OPTION_HEADER_LEN + header.length as usize;
-        let data = buf.get(OPTION_HEADER_LEN..total).ok_or(NbdError::Truncated {
-            have: buf.len(),
-            need: total,
-        })?;
+        let data = buf
+            .get(OPTION_HEADER_LEN..total)
+            .ok_or(NbdError::Truncated {
+                have: buf.len(),
+                need: total,
+            })?;
         Ok((Self::parse_data(header.option, data)?, total))
     }
 
@@ -846,7 +848,8 @@ mod tests {
     /// client flags, then NBD_OPT_STRUCTURED_REPLY, then NBD_OPT_LIST.
     const GOLDEN_NBDINFO_LIST: &[u8] = &[
         0, 0, 0, 3, // client flags: FIXED_NEWSTYLE | NO_ZEROES
-        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 8, 0, 0, 0, 0, // STRUCTURED_REPLY
+        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 8, 0, 0, 0,
+        0, // STRUCTURED_REPLY
         0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 3, 0, 0, 0, 0, // LIST
     ];
 
@@ -854,7 +857,8 @@ mod tests {
     /// the client flags when STRUCTURED_REPLY was refused: NBD_OPT_GO for
     /// "disk" asking for NBD_INFO_BLOCK_SIZE.
     const GOLDEN_QEMU_GO: &[u8] = &[
-        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 7, 0, 0, 0, 12, // GO, 12 bytes
+        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 7, 0, 0, 0,
+        12, // GO, 12 bytes
         0, 0, 0, 4, b'd', b'i', b's', b'k', // name
         0, 1, 0, 3, // one request: BLOCK_SIZE
     ];
@@ -939,7 +943,11 @@ mod tests {
         for option in all_options() {
             let mut out = Vec::new();
             option.emit(&mut out);
-            assert_eq!(ClientOption::parse(&out), Ok((option, out.len())), "{option:?}");
+            assert_eq!(
+                ClientOption::parse(&out),
+                Ok((option, out.len())),
+                "{option:?}"
+            );
             check_handshake_round_trip(&out);
         }
     }
@@ -996,7 +1004,10 @@ mod tests {
             option.emit(&mut message);
             for cut in 0..message.len() {
                 assert!(
-                    matches!(ClientOption::parse(&message[..cut]), Err(NbdError::Truncated { .. })),
+                    matches!(
+                        ClientOption::parse(&message[..cut]),
+                        Err(NbdError::Truncated { .. })
+                    ),
                     "option prefix {cut} of {message:?}"
                 );
             }
@@ -1006,7 +1017,10 @@ mod tests {
             reply.emit(&mut message);
             for cut in 0..message.len() {
                 assert!(
-                    matches!(OptionReply::parse(&message[..cut]), Err(NbdError::Truncated { .. })),
+                    matches!(
+                        OptionReply::parse(&message[..cut]),
+                        Err(NbdError::Truncated { .. })
+                    ),
                     "reply prefix {cut} of {message:?}"
                 );
             }
@@ -1020,15 +1034,28 @@ mod tests {
             length: 3,
         }
         .emit();
-        let reply = SimpleReply { error: 0, handle: 9 }.emit();
+        let reply = SimpleReply {
+            error: 0,
+            handle: 9,
+        }
+        .emit();
         for cut in 0..GREETING_LEN {
-            assert!(matches!(Greeting::parse(&greeting[..cut]), Err(NbdError::Truncated { .. })));
+            assert!(matches!(
+                Greeting::parse(&greeting[..cut]),
+                Err(NbdError::Truncated { .. })
+            ));
         }
         for cut in 0..REQUEST_LEN {
-            assert!(matches!(Request::parse(&request[..cut]), Err(NbdError::Truncated { .. })));
+            assert!(matches!(
+                Request::parse(&request[..cut]),
+                Err(NbdError::Truncated { .. })
+            ));
         }
         for cut in 0..SIMPLE_REPLY_LEN {
-            assert!(matches!(SimpleReply::parse(&reply[..cut]), Err(NbdError::Truncated { .. })));
+            assert!(matches!(
+                SimpleReply::parse(&reply[..cut]),
+                Err(NbdError::Truncated { .. })
+            ));
         }
         for cut in 0..134 {
             let zeros = [0u8; 134];
@@ -1075,7 +1102,10 @@ mod tests {
             length: u32::MAX,
         }
         .emit();
-        assert!(matches!(ClientOption::parse(&huge), Err(NbdError::TooLong { .. })));
+        assert!(matches!(
+            ClientOption::parse(&huge),
+            Err(NbdError::TooLong { .. })
+        ));
         // GO whose name length points past the option data.
         let bad = [0, 0, 0, 9, b'a', 0, 0];
         assert_eq!(
@@ -1109,7 +1139,10 @@ mod tests {
         let mut reply = Vec::new();
         reply.extend_from_slice(&OPT_REPLY_MAGIC.to_be_bytes());
         reply.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(OptionReply::parse(&reply), Err(NbdError::TooLong { .. })));
+        assert!(matches!(
+            OptionReply::parse(&reply),
+            Err(NbdError::TooLong { .. })
+        ));
     }
 
     #[test]
@@ -1123,7 +1156,10 @@ mod tests {
         }
         .emit();
         req[0] ^= 1;
-        assert!(matches!(Request::parse(&req), Err(NbdError::BadMagic { .. })));
+        assert!(matches!(
+            Request::parse(&req),
+            Err(NbdError::BadMagic { .. })
+        ));
         assert!(matches!(
             OptionHeader::parse(b"GET / HTTP/1.1\r\n\r\n"),
             Err(NbdError::BadMagic { .. })
