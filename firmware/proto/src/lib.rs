@@ -6,6 +6,7 @@
 //! no I/O and reads no clock; `opie-core` decides, `opie-sys` moves bytes.
 #![forbid(unsafe_code)]
 
+pub mod ctrl;
 pub mod lease;
 pub mod lease_log;
 pub mod nbd;
