@@ -5,6 +5,7 @@
 //! saying why it is sound. The decisions these calls carry out are made in
 //! `opie-core`.
 
+pub mod blockfile;
 pub mod netif;
 pub mod slots;
 pub mod statedisk;
