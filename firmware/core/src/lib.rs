@@ -9,5 +9,6 @@
 
 pub mod boot;
 pub mod config;
+pub mod lease;
 pub mod nbd;
 pub mod status;
