@@ -401,7 +401,7 @@ fn fixed<const N: usize>(code: u8, data: &[u8], expected: &'static str) -> Resul
 
 /// An address list: a non-empty multiple of 4 bytes, first list wins.
 fn addrs(list: &mut Vec<Ipv4Addr>, code: u8, data: &[u8]) -> Result<(), PacketError> {
-    if data.is_empty() || data.len() % 4 != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(4) {
         return Err(PacketError::BadOptionLength { code, len: data.len(), expected: "a multiple of 4" });
     }
     if list.is_empty() {

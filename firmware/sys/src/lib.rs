@@ -6,6 +6,8 @@
 //! `opie-core`.
 
 pub mod blockfile;
+pub mod lease_socket;
+pub mod lease_store;
 pub mod netif;
 pub mod slots;
 pub mod statedisk;

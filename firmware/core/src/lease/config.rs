@@ -27,7 +27,7 @@ impl PoolRange {
     }
 
     /// Number of addresses in the range (0 when inverted).
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         (u64::from(u32::from(self.end)) + 1).saturating_sub(u64::from(u32::from(self.start)))
     }
 }
@@ -112,7 +112,7 @@ impl Config {
             if let Some(q) = self.pools[..i].iter().find(|q| q.start <= p.end && p.start <= q.end) {
                 return Err(ConfigError::OverlappingPools(*q, *p));
             }
-            total += p.len();
+            total += p.size();
         }
         if total > MAX_POOL_ADDRS {
             return Err(ConfigError::PoolTooLarge(total));
@@ -206,12 +206,13 @@ mod tests {
     #[test]
     fn defaults_validate() {
         assert_eq!(base().validate(), Ok(()));
-        assert_eq!(pool(100, 199).len(), 100);
+        assert_eq!(pool(100, 199).size(), 100);
     }
 
     #[test]
     fn each_bad_field_has_its_own_error() {
-        let cases: Vec<(Box<dyn Fn(&mut Config)>, ConfigError)> = vec![
+        type Edit = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(Edit, ConfigError)> = vec![
             (Box::new(|c| c.subnet_mask = Ipv4Addr::new(255, 0, 255, 0)), ConfigError::Mask(Ipv4Addr::new(255, 0, 255, 0))),
             (Box::new(|c| c.pools.clear()), ConfigError::NoPool),
             (Box::new(|c| c.pools = vec![pool(9, 8)]), ConfigError::InvertedPool(pool(9, 8))),

@@ -37,7 +37,7 @@ pub enum Action {
     /// before any later `Send` leaves.
     Persist(Entry),
     /// Send the packet from port 67 to `to`.
-    Send { packet: Packet, to: SocketAddrV4 },
+    Send { packet: Box<Packet>, to: SocketAddrV4 },
 }
 
 /// The state of one bound address.
@@ -285,7 +285,7 @@ impl LeaseServer {
         }
         self.counters.offers += 1;
         let reply = self.reply(p, MessageType::Offer, ip(a));
-        out.push(Action::Send { to: destination(p, false), packet: reply });
+        out.push(Action::Send { to: destination(p, false), packet: Box::new(reply) });
     }
 
     /// Picks the address to offer `mac`: its reservation, its current or
@@ -298,10 +298,10 @@ impl LeaseServer {
         if let Some(&a) = self.by_mac.get(&mac) {
             return Some(a);
         }
-        if let Some(r) = requested.map(u32::from) {
-            if self.takeable(mac, r, now) {
-                return Some(r);
-            }
+        if let Some(r) = requested.map(u32::from)
+            && self.takeable(mac, r, now)
+        {
+            return Some(r);
         }
         self.free.first().copied().or_else(|| self.reclaimable.first().map(|(_, a)| *a))
     }
@@ -359,7 +359,7 @@ impl LeaseServer {
                 message: Some(b"address not available".to_vec()),
                 ..Options::default()
             };
-            out.push(Action::Send { to: destination(p, true), packet: nak });
+            out.push(Action::Send { to: destination(p, true), packet: Box::new(nak) });
             return;
         }
         let until = now + u64::from(self.cfg.lease_time) * 1000;
@@ -368,7 +368,7 @@ impl LeaseServer {
         self.counters.acks += 1;
         let mut ack = self.reply(p, MessageType::Ack, ip(target));
         ack.ciaddr = p.ciaddr;
-        out.push(Action::Send { to: destination(p, false), packet: ack });
+        out.push(Action::Send { to: destination(p, false), packet: Box::new(ack) });
     }
 
     fn decline(&mut self, p: &Packet, mac: Mac, now: u64, out: &mut Vec<Action>) {
@@ -415,15 +415,15 @@ impl LeaseServer {
         ack.options.renewal_time = None;
         ack.options.rebinding_time = None;
         self.counters.informs += 1;
-        out.push(Action::Send { to: destination(p, false), packet: ack });
+        out.push(Action::Send { to: destination(p, false), packet: Box::new(ack) });
     }
 
     /// Forgets an unanswered offer to `mac`.
     fn drop_offer(&mut self, mac: Mac) {
-        if let Some(&a) = self.by_mac.get(&mac) {
-            if matches!(self.bindings.get(&a), Some(b) if matches!(b.state, State::Offered { .. })) {
-                self.unbind(a);
-            }
+        if let Some(&a) = self.by_mac.get(&mac)
+            && matches!(self.bindings.get(&a), Some(b) if matches!(b.state, State::Offered { .. }))
+        {
+            self.unbind(a);
         }
     }
 
@@ -460,10 +460,10 @@ impl LeaseServer {
     /// Binds `a` to `mac` in `state`, dropping whatever `a` and `mac` were
     /// bound to before and keeping every index in step.
     fn bind(&mut self, a: u32, mac: Mac, state: State) {
-        if let Some(&old) = self.by_mac.get(&mac) {
-            if old != a {
-                self.unbind(old);
-            }
+        if let Some(&old) = self.by_mac.get(&mac)
+            && old != a
+        {
+            self.unbind(old);
         }
         if let Some(old) = self.bindings.get(&a).copied() {
             if old.mac != mac {
@@ -485,10 +485,10 @@ impl LeaseServer {
         if let Some(at) = state.deadline() {
             self.timers.insert((at, a));
         }
-        if let State::Expired { since } = state {
-            if !self.reserved_addr.contains_key(&a) {
-                self.reclaimable.insert((since, a));
-            }
+        if let State::Expired { since } = state
+            && !self.reserved_addr.contains_key(&a)
+        {
+            self.reclaimable.insert((since, a));
         }
     }
 

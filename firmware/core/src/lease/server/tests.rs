@@ -112,7 +112,7 @@ impl Harness {
             .send(p)
             .into_iter()
             .filter_map(|act| match act {
-                Action::Send { packet, to } => Some((packet, to)),
+                Action::Send { packet, to } => Some((*packet, to)),
                 Action::Persist(_) => None,
             })
             .collect();
