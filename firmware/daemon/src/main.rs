@@ -9,6 +9,7 @@
 mod console;
 mod local;
 mod logging;
+mod nbd_serve;
 mod supervisor;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     Console(console::Args),
     /// Print the running supervisor's status.
     Status(StatusArgs),
+    /// Serve files or block devices over NBD (the ISU's block transport).
+    NbdServe(nbd_serve::Args),
     /// Print the firmware version.
     Version,
 }
@@ -55,9 +58,10 @@ fn main() -> ExitCode {
         None => supervisor::run(supervisor::Args::for_init(std::os::unix::process::parent_id() == 1)),
         Some(Command::Supervisor(args)) => supervisor::run(args),
         Some(Command::Console(args)) => console::run(args),
-        Some(Command::Status(args)) => local::fetch_status(&args.socket)
-            .map(|report| print!("{}", report.render()))
-            .map_err(Into::into),
+        Some(Command::Status(args)) => {
+            local::fetch_status(&args.socket).map(|report| print!("{}", report.render())).map_err(Into::into)
+        }
+        Some(Command::NbdServe(args)) => nbd_serve::run(args).map_err(Into::into),
         Some(Command::Version) => {
             println!("opie {}", env!("CARGO_PKG_VERSION"));
             Ok(())
