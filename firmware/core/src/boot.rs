@@ -25,7 +25,9 @@ pub struct BootParams {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum BootParamError {
     /// `opie.X` that Opie does not know: a typo must not pass silently.
-    #[error("unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state)")]
+    #[error(
+        "unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state)"
+    )]
     Unknown(String),
     /// A known parameter without `=value`.
     #[error("boot parameter {0} needs a value")]
@@ -101,7 +103,8 @@ pub fn choose_config(stored: Option<Config>, boot: &BootParams) -> Result<(Confi
 mod tests {
     use super::*;
 
-    const QEMU_ISU: &str = "console=ttyS0 quiet opie.role=isu opie.hostname=isu1 opie.state=/dev/vda opie.storage_addr=10.77.0.11/24";
+    const QEMU_ISU: &str =
+        "console=ttyS0 quiet opie.role=isu opie.hostname=isu1 opie.state=/dev/vda opie.storage_addr=10.77.0.11/24";
 
     #[test]
     fn parses_opie_words_and_ignores_the_kernels() {

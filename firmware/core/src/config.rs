@@ -280,7 +280,11 @@ mod tests {
             ("has space", None, Some(ConfigError::BadHostname("has space".into()))),
             ("", None, Some(ConfigError::BadHostname(String::new()))),
             ("isu-1", Some("10.77.0.0/24"), Some(ConfigError::NotHostAddress("10.77.0.0/24".parse().expect("cidr")))),
-            ("isu-1", Some("10.77.0.255/24"), Some(ConfigError::NotHostAddress("10.77.0.255/24".parse().expect("cidr")))),
+            (
+                "isu-1",
+                Some("10.77.0.255/24"),
+                Some(ConfigError::NotHostAddress("10.77.0.255/24".parse().expect("cidr"))),
+            ),
             ("isu-1", Some("10.77.0.1/31"), Some(ConfigError::BadPrefix(31))),
         ];
         for (host, addr, want) in cases {

@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod config;
+pub mod ctrl;
 pub mod lease;
 pub mod nbd;
 pub mod status;

@@ -125,7 +125,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 fn prepare_state(boot: &BootParams, state_dir: &Path, appliance: bool, alerts: &mut Vec<String>) -> bool {
     let device = boot.state_device.as_ref().filter(|_| appliance);
     let Some(device) = device else {
-        return fs::create_dir_all(state_dir).map_err(|e| alert(alerts, format!("state dir {}: {e}", state_dir.display()))).is_ok();
+        return fs::create_dir_all(state_dir)
+            .map_err(|e| alert(alerts, format!("state dir {}: {e}", state_dir.display())))
+            .is_ok();
     };
     match statedisk::prepare(Path::new(device), state_dir) {
         Ok(Prepared::Formatted) => {
@@ -168,7 +170,13 @@ fn load_config(
                             stored = Some(config);
                         }
                         Err(e) => {
-                            alert(alerts, format!("stored config (generation {}) is unreadable and kept untouched: {e}", loaded.generation));
+                            alert(
+                                alerts,
+                                format!(
+                                    "stored config (generation {}) is unreadable and kept untouched: {e}",
+                                    loaded.generation
+                                ),
+                            );
                             keep_unsaved = true;
                         }
                     }
@@ -227,7 +235,11 @@ async fn event_loop(mut report: StatusReport, socket: &Path) -> Result<(), Super
     result
 }
 
-async fn apply_events(inbox: &Receiver<Event>, report: &mut StatusReport, started: Instant) -> Result<(), SupervisorError> {
+async fn apply_events(
+    inbox: &Receiver<Event>,
+    report: &mut StatusReport,
+    started: Instant,
+) -> Result<(), SupervisorError> {
     while let Ok(event) = inbox.recv().await {
         match event {
             Event::StatusWanted(reply) => {

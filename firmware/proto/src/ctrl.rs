@@ -111,18 +111,33 @@ pub enum Message {
     /// The peer is known but not adopted: shown as pending, nothing else.
     Pending,
     /// None of the offered versions is accepted; carries ours.
-    VersionMismatch { accepted: Vec<u16> },
+    VersionMismatch {
+        accepted: Vec<u16>,
+    },
     Status(StatusReport),
     /// A sealed config record (see `record`) for the ISU to keep.
-    ConfigPush { generation: u64, record: Vec<u8> },
-    ConfigAck { generation: u64 },
+    ConfigPush {
+        generation: u64,
+        record: Vec<u8>,
+    },
+    ConfigAck {
+        generation: u64,
+    },
     /// The head's epoch; the ISU persists it before answering.
-    EpochGrant { epoch: u64 },
-    EpochAck { epoch: u64 },
+    EpochGrant {
+        epoch: u64,
+    },
+    EpochAck {
+        epoch: u64,
+    },
     Command(Command),
-    Heartbeat { sent_ms: u64 },
+    Heartbeat {
+        sent_ms: u64,
+    },
     /// The sender closes the connection for the stated reason.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 /// A parsed frame header and payload, before authentication.
@@ -177,12 +192,16 @@ impl<'a> Frame<'a> {
     /// its length, or `Incomplete` with how many bytes are needed (so a
     /// reader can wait for more without guessing).
     pub fn parse(bytes: &'a [u8]) -> Result<(Frame<'a>, usize), FrameError> {
+        // Refuse a stream that is not ours as soon as its first bytes show
+        // it, rather than waiting for a whole header.
+        let seen = bytes.len().min(MAGIC.len());
+        if bytes[..seen] != MAGIC[..seen] {
+            let mut magic = [0u8; 4];
+            magic[..seen].copy_from_slice(&bytes[..seen]);
+            return Err(FrameError::BadMagic(magic));
+        }
         if bytes.len() < HEADER_LEN {
             return Err(FrameError::Incomplete { have: bytes.len(), need: HEADER_LEN });
-        }
-        let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
-        if magic != MAGIC {
-            return Err(FrameError::BadMagic(magic));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         let flags = u16::from_le_bytes([bytes[6], bytes[7]]);
@@ -240,6 +259,12 @@ impl<'a> Frame<'a> {
     fn decode(&self) -> Result<Message, FrameError> {
         postcard::from_bytes(self.payload).map_err(|e| FrameError::Decode(e.to_string()))
     }
+}
+
+/// Decodes a frame's payload WITHOUT checking its tag. Only for reading a
+/// claimed identity that selects the key the frame is then opened with.
+pub fn peek_message(frame: &Frame<'_>) -> Result<Message, FrameError> {
+    frame.decode()
 }
 
 /// Emits an authenticated frame. Fails only if the message would exceed

@@ -132,9 +132,7 @@ mod tests {
     const MAGIC: [u8; 8] = *b"OPIETST\0";
 
     fn sample(payload: &[u8]) -> Vec<u8> {
-        Record { magic: MAGIC, version: 3, generation: 42, payload }
-            .emit()
-            .expect("small payload")
+        Record { magic: MAGIC, version: 3, generation: 42, payload }.emit().expect("small payload")
     }
 
     #[test]

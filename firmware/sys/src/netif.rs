@@ -84,7 +84,13 @@ fn sockaddr_in(addr: Ipv4Addr) -> libc::sockaddr {
     unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
 }
 
-fn ioctl(sock: &OwnedFd, request: libc::Ioctl, req: &mut libc::ifreq, op: &'static str, iface: &str) -> Result<(), NetifError> {
+fn ioctl(
+    sock: &OwnedFd,
+    request: libc::Ioctl,
+    req: &mut libc::ifreq,
+    op: &'static str,
+    iface: &str,
+) -> Result<(), NetifError> {
     // SAFETY: `req` is a valid, initialised ifreq that outlives the call,
     // and every request used here reads or writes exactly one ifreq.
     let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request, req as *mut libc::ifreq) };

@@ -130,11 +130,12 @@ impl SlotStore {
         let bytes = Record { magic: self.magic, version, generation, payload }.emit()?;
         let tmp = tmp_path(&target);
         let io = |op, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SlotError::Io { op, path, source }
-    };
+            let path = path.to_path_buf();
+            move |source| SlotError::Io { op, path, source }
+        };
 
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io("create", &tmp))?;
+        let mut file =
+            OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io("create", &tmp))?;
         file.write_all(&bytes).map_err(io("write", &tmp))?;
         if last == WriteStep::WriteTemp {
             return Ok(generation);
