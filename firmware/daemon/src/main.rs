@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod console;
+mod lease_serve;
 mod local;
 mod logging;
 mod nbd_serve;
@@ -39,6 +40,8 @@ enum Command {
     Status(StatusArgs),
     /// Serve files or block devices over NBD (the ISU's block transport).
     NbdServe(nbd_serve::Args),
+    /// Serve storage-net leases (DHCP format) from address pools.
+    LeaseServe(lease_serve::Args),
     /// Print the firmware version.
     Version,
 }
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             local::fetch_status(&args.socket).map(|report| print!("{}", report.render())).map_err(Into::into)
         }
         Some(Command::NbdServe(args)) => nbd_serve::run(args).map_err(Into::into),
+        Some(Command::LeaseServe(args)) => lease_serve::run(args).map_err(Into::into),
         Some(Command::Version) => {
             println!("opie {}", env!("CARGO_PKG_VERSION"));
             Ok(())
