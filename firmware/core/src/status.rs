@@ -46,6 +46,8 @@ pub struct StatusReport {
     pub storage_iface: String,
     pub storage_addr: Option<Ipv4Cidr>,
     pub state_dir: String,
+    /// Fingerprint of the node's public key, compared at adoption.
+    pub key_fingerprint: String,
     pub uptime_secs: u64,
     /// Problems the administrator should see, newest last.
     pub alerts: Vec<String>,
@@ -80,6 +82,7 @@ impl StatusReport {
         let _ = writeln!(out, "config: {origin}, generation {}", self.config_generation);
         let _ = writeln!(out, "storage net: {} {addr}", self.storage_iface);
         let _ = writeln!(out, "state dir: {}", self.state_dir);
+        let _ = writeln!(out, "node key: {}", self.key_fingerprint);
         let _ = writeln!(out, "uptime: {}s", self.uptime_secs);
         if self.alerts.is_empty() {
             let _ = writeln!(out, "alerts: none");
@@ -106,6 +109,7 @@ mod tests {
             storage_iface: "eth0".into(),
             storage_addr: Some("10.77.0.11/24".parse().expect("cidr")),
             state_dir: "/var/lib/opie".into(),
+            key_fingerprint: "0a1b-2c3d-4e5f-6a7b-8c9d".into(),
             uptime_secs: 7,
             alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
         }

@@ -17,10 +17,11 @@ use std::time::Instant;
 use log::{error, info, warn};
 use opie_core::boot::{BootParams, ConfigSource, choose_config};
 use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError};
+use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
 use opie_core::status::StatusReport;
 use opie_sys::slots::SlotStore;
 use opie_sys::statedisk::{self, Prepared};
-use opie_sys::{netif, system};
+use opie_sys::{netif, random, system};
 use smol::channel::{Receiver, Sender};
 use smol::net::unix::UnixListener;
 use smol::prelude::*;
@@ -92,6 +93,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let persist = prepare_state(&boot, &state_dir, args.appliance, &mut alerts);
     let store = SlotStore::new(&state_dir, "config", CONFIG_MAGIC);
     let (config, source, generation) = load_config(&store, &boot, persist, &mut alerts)?;
+    let node_key = load_node_key(&state_dir, persist, &mut alerts);
     if args.appliance {
         apply_system(&config, &mut alerts);
     }
@@ -113,6 +115,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         storage_iface: config.storage.iface.clone(),
         storage_addr: config.storage.static_addr,
         state_dir: state_dir.display().to_string(),
+        key_fingerprint: fingerprint(&node_key.public()),
         uptime_secs: 0,
         alerts,
     };
@@ -200,6 +203,53 @@ fn load_config(
         }
     }
     Ok((config, source, generation))
+}
+
+/// Loads the node's key pair, making and saving one on first boot. A key
+/// record that exists but cannot be read is kept untouched (adoption is
+/// pinned to it) and the node runs with a temporary key until an admin
+/// looks.
+fn load_node_key(state_dir: &Path, persist: bool, alerts: &mut Vec<String>) -> NodeKey {
+    let store = SlotStore::new(state_dir, "node-key", NODE_KEY_MAGIC);
+    let mut may_save = persist;
+    if persist {
+        match store.load() {
+            Ok(report) => match report.newest.map(|k| NodeKey::decode(k.version, &k.payload)) {
+                Some(Ok(key)) => return key,
+                Some(Err(e)) => {
+                    alert(alerts, format!("stored node key unusable, kept untouched: {e}"));
+                    may_save = false;
+                }
+                None if !report.damaged.is_empty() => {
+                    alert(alerts, "stored node key is damaged in both slots; kept untouched".to_string());
+                    may_save = false;
+                }
+                None => {}
+            },
+            Err(e) => {
+                alert(alerts, format!("cannot read node key: {e}"));
+                may_save = false;
+            }
+        }
+    }
+    let key = match random::bytes::<32>() {
+        Ok(secret) => NodeKey::from_secret(secret),
+        Err(e) => {
+            // Without the kernel's randomness no key is safe; init respawns
+            // the supervisor, which tries again.
+            error!("no randomness for a node key: {e}");
+            std::process::exit(1);
+        }
+    };
+    if may_save {
+        match store.store(NODE_KEY_VERSION, &key.secret_bytes()) {
+            Ok(_) => info!("new node key {} saved", fingerprint(&key.public())),
+            Err(e) => alert(alerts, format!("node key not saved: {e}")),
+        }
+    } else {
+        alert(alerts, format!("running with a temporary node key {}", fingerprint(&key.public())));
+    }
+    key
 }
 
 /// Applies hostname and the static storage-net address.

@@ -9,6 +9,7 @@ pub mod blockfile;
 pub mod lease_socket;
 pub mod lease_store;
 pub mod netif;
+pub mod random;
 pub mod slots;
 pub mod statedisk;
 pub mod system;

@@ -11,7 +11,22 @@
 
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
+use thiserror::Error;
 use x25519_dalek::{PublicKey, StaticSecret};
+
+/// Kind tag of the node-key record on the state disk.
+pub const NODE_KEY_MAGIC: [u8; 8] = *b"OPIEKEY\0";
+/// Layout version of the node-key record: the 32 secret bytes.
+pub const NODE_KEY_VERSION: u16 = 1;
+
+/// A stored node-key record that cannot be used.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("node key record version {0} is not supported (expected {NODE_KEY_VERSION})")]
+    Version(u16),
+    #[error("node key record holds {0} bytes, expected 32")]
+    Length(usize),
+}
 
 /// A node's long-term key pair.
 pub struct NodeKey {
@@ -32,6 +47,15 @@ impl NodeKey {
         let secret = StaticSecret::from(secret);
         let public = PublicKey::from(&secret).to_bytes();
         NodeKey { secret, public }
+    }
+
+    /// Decodes a stored node-key record payload.
+    pub fn decode(version: u16, payload: &[u8]) -> Result<Self, KeyError> {
+        if version != NODE_KEY_VERSION {
+            return Err(KeyError::Version(version));
+        }
+        let secret: [u8; 32] = payload.try_into().map_err(|_| KeyError::Length(payload.len()))?;
+        Ok(NodeKey::from_secret(secret))
     }
 
     /// The secret's bytes, for the owner to persist.
@@ -93,6 +117,9 @@ mod tests {
         let key = NodeKey::from_secret([9; 32]);
         let again = NodeKey::from_secret(key.secret_bytes());
         assert_eq!(again.public(), key.public());
+        assert_eq!(NodeKey::decode(NODE_KEY_VERSION, &key.secret_bytes()).expect("decodes").public(), key.public());
+        assert_eq!(NodeKey::decode(2, &key.secret_bytes()).err(), Some(KeyError::Version(2)));
+        assert_eq!(NodeKey::decode(NODE_KEY_VERSION, &[0; 31]).err(), Some(KeyError::Length(31)));
         let fp = fingerprint(&key.public());
         assert_eq!(fp.len(), 24);
         assert_eq!(fp.matches('-').count(), 4);
