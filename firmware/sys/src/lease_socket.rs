@@ -15,6 +15,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use thiserror::Error;
 
+/// Receive buffer asked for: room for several thousand queued datagrams.
+const RCVBUF: libc::c_int = 4 * 1024 * 1024;
+
 /// Errors creating the lease socket.
 #[derive(Debug, Error)]
 pub enum LeaseSocketError {
@@ -56,6 +59,20 @@ pub fn open(iface: &str, port: u16) -> Result<UdpSocket, LeaseSocketError> {
         if rc != 0 {
             return Err(os(op));
         }
+    }
+    // A burst of clients (a rack powering up, a benchmark) must not
+    // overflow the default receive buffer of ~200 KiB; root may go past
+    // rmem_max with SO_RCVBUFFORCE, anyone else gets what SO_RCVBUF allows.
+    let rcvbuf: libc::c_int = RCVBUF;
+    let forced = [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF].into_iter().any(|opt| {
+        // SAFETY: `rcvbuf` is a live c_int and the length passed is its size.
+        let rc = unsafe {
+            libc::setsockopt(raw, libc::SOL_SOCKET, opt, (&rcvbuf as *const libc::c_int).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+        };
+        rc == 0
+    });
+    if !forced {
+        return Err(os("SO_RCVBUF"));
     }
     let bytes = name.as_bytes_with_nul();
     // SAFETY: `bytes` is a NUL-terminated name of at most IFNAMSIZ bytes,
