@@ -158,6 +158,7 @@ class Cluster:
             raise ClusterError("already started")
         self._started = True
         os.makedirs(self.run_dir, exist_ok=True)
+        self._clean_run_dir()  # leftovers of a launcher that was killed
         if len(os.path.join(self.run_dir, "isu88.ttyS1.sock")) <= SOCK_MAX:
             self.sock_dir = self.run_dir
         else:
@@ -307,10 +308,17 @@ class Cluster:
             if self.own_run_dir:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             else:
-                for f in os.listdir(self.run_dir):
-                    p = os.path.join(self.run_dir, f)
-                    if f.endswith((".img", ".sock", ".qmp", ".vde", ".json")):
-                        shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+                self._clean_run_dir()
+
+    def _clean_run_dir(self):
+        """Remove disks, sockets and state of a given run directory (logs stay)."""
+        for f in os.listdir(self.run_dir):
+            p = os.path.join(self.run_dir, f)
+            if f.endswith((".img", ".sock", ".qmp", ".vde", ".json", ".tmp")):
+                if os.path.isdir(p) and not os.path.islink(p):
+                    shutil.rmtree(p)
+                else:
+                    os.unlink(p)
 
     def leftover_processes(self):
         """[(pid, cmdline)] of live processes that mention this run's files."""
@@ -568,12 +576,15 @@ class Cluster:
         """How to reach each console and the web page (for people)."""
         lines = []
         me = os.path.relpath(os.path.join(REPO, "qemu", "cluster"))
+        rel = os.path.relpath(self.run_dir)
+        rd = "" if self.own_run_dir else f" --run-dir {self.run_dir if rel.startswith('..') else rel}"
         for n in self.nodes.values():
             addr = f"storage {n.storage_ip}" if n.storage_ip else f"LAN {LAN_NET}.100"
             lines.append(f"  {n.name:7} {n.role:6} {addr}")
-            lines.append(f"          console: {me} console {n.name}    (or: socat -,raw,echo=0,escape=0x1d "
-                         f"UNIX-CONNECT:{n.ttyS0})")
-            lines.append(f"          shell:   {me} console {n.name} --shell    log: {n.console_log}")
+            lines.append(f"          console: {me} console {n.name}{rd}")
+            lines.append(f"                   (or: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{n.ttyS0})")
+            lines.append(f"          shell:   {me} console {n.name}{rd} --shell   (test image only)")
+            lines.append(f"          output:  {n.console_log}, {os.path.basename(n.shell_log)}")
         if "head1" in self.nodes:
             lines.append(f"  web page (head1 port 80): http://127.0.0.1:{self.web_port}/")
         lines.append("  leave a console with Ctrl-]")
