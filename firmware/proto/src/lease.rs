@@ -490,6 +490,71 @@ mod tests {
         }
     }
 
+    // DISCOVERs captured from stock clients in a network namespace (client
+    // MAC 02:00:00:00:00:42): busybox udhcpc 1.35.0, ISC dhclient 4.4.3,
+    // dhcpcd 9.4.1. Their UDP payloads, as hex.
+    const UDHCPC_DISCOVER: &str = concat!(
+        "0101060069cfe77f00000000000000000000000000000000000000000200000000420000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000063825363",
+        "3501013902024037070103060c0f1c2a3c0c756468637020312e33352e303d0701020000000042ff0000000000000000",
+        "000000000000000000000000",
+    );
+    const DHCLIENT_DISCOVER: &str = concat!(
+        "010106003b692e7600000000000000000000000000000000000000000200000000420000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000063825363",
+        "3501013707011c02030f060cff0000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000",
+    );
+    const DHCPCD_DISCOVER: &str = concat!(
+        "01010600f75d378800000000000000000000000000000000000000000200000000420000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000063825363",
+        "350101370701031c21333a3b390205c03c366468637063642d392e342e313a4c696e75782d362e31382e34342d66632d",
+        "763636393a7838365f36343a41757468656e746963414d44910101ff",
+    );
+
+    fn unhex(h: &str) -> Vec<u8> {
+        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    #[test]
+    fn golden_discovers_from_stock_clients_parse() {
+        for (name, hex, vendor) in [
+            ("udhcpc", UDHCPC_DISCOVER, Some(&b"udhcp 1.35.0"[..])),
+            ("dhclient", DHCLIENT_DISCOVER, None),
+            ("dhcpcd", DHCPCD_DISCOVER, Some(&b"dhcpcd-9.4.1:"[..])),
+        ] {
+            let bytes = unhex(hex);
+            let p = Packet::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(p.op, Op::Request, "{name}");
+            assert_eq!(p.message_type, MessageType::Discover, "{name}");
+            assert_eq!(p.hw_addr(), &[2, 0, 0, 0, 0, 0x42], "{name}");
+            assert!(!p.broadcast(), "{name}");
+            assert!(p.options.params.as_ref().is_some_and(|l| l.contains(&1)), "{name} asks for the subnet mask");
+            match vendor {
+                Some(v) => assert!(p.options.vendor_class.as_ref().is_some_and(|c| c.starts_with(v)), "{name}"),
+                None => assert_eq!(p.options.vendor_class, None, "{name}"),
+            }
+            fuzz_round_trip(&bytes);
+            // Every prefix that cuts the header or the options is refused.
+            let end = bytes.iter().rposition(|&b| b == 255).expect("END option");
+            for len in 0..=end {
+                assert!(Packet::parse(&bytes[..len]).is_err(), "{name}: prefix of {len} bytes accepted");
+            }
+        }
+        let u = Packet::parse(&unhex(UDHCPC_DISCOVER)).expect("udhcpc");
+        assert_eq!(u.options.max_size, Some(576));
+        assert_eq!(u.options.client_id.as_deref(), Some(&[1, 2, 0, 0, 0, 0, 0x42][..]));
+    }
+
     #[test]
     fn round_trips_request_and_reply() {
         for p in [discover(), ack()] {
