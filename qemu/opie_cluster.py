@@ -107,7 +107,7 @@ class Cluster:
     def __init__(self, heads=1, isus=2, client=False, image=None, run_dir=None, mem=512,
                  data_disks=1, data_disk_mib=128, state_disk_mib=16, web_port=None,
                  log_dir=None, extra_cmdline=None):
-        if heads < 0 or isus < 0 or heads + isus == 0:
+        if heads < 0 or isus < 0 or heads + isus + bool(client) == 0:
             raise ClusterError("a cluster needs at least one node")
         if heads > 2 or isus > 88:
             raise ClusterError("at most 2 heads and 88 ISUs (storage addresses .1-.2, .11-.98)")
