@@ -71,7 +71,9 @@ impl BootParams {
         if let Some(iface) = &self.storage_iface {
             config.storage.iface = iface.clone();
         }
-        config.storage.static_addr = self.storage_addr;
+        if let Some(addr) = self.storage_addr {
+            config.set_storage_addr(addr);
+        }
         config.validate()?;
         Ok(Some(config))
     }
