@@ -111,6 +111,8 @@ class Cluster:
             raise ClusterError("a cluster needs at least one node")
         if heads > 2 or isus > 88:
             raise ClusterError("at most 2 heads and 88 ISUs (storage addresses .1-.2, .11-.98)")
+        if not 0 <= data_disks <= 23:
+            raise ClusterError("0 to 23 data disks per ISU (PCI slots 0x9-0x1f)")
         self.image = os.path.abspath(image or DEFAULT_IMAGE)
         self.kernel = os.path.join(self.image, "vmlinuz")
         self.initrd = os.path.join(self.image, "initramfs.img")
