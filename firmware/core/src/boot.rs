@@ -2,8 +2,8 @@
 //!
 //! The kernel command line may preseed a factory image or a test node
 //! (DESIGN §1): `opie.role=head|isu`, `opie.hostname=NAME`,
-//! `opie.storage_addr=A.B.C.D/LEN`, `opie.storage_iface=IF` and
-//! `opie.state=DEVICE` (the state disk). A persisted config always wins over
+//! `opie.storage_addr=A.B.C.D/LEN`, `opie.storage_iface=IF`,
+//! `opie.state=DEVICE` (the state disk) and `opie.head=A.B.C.D`. A persisted config always wins over
 //! the command line: the preseed only seeds a node that has none yet.
 
 use thiserror::Error;
@@ -18,6 +18,9 @@ pub struct BootParams {
     pub storage_addr: Option<Ipv4Cidr>,
     pub storage_iface: Option<String>,
     pub state_device: Option<String>,
+    /// The head's storage-net address, when not the default (.1 of the
+    /// storage subnet) and not yet learned from a lease.
+    pub head: Option<std::net::Ipv4Addr>,
 }
 
 /// A bad `opie.*` parameter. Other parameters belong to the kernel and are
@@ -26,7 +29,7 @@ pub struct BootParams {
 pub enum BootParamError {
     /// `opie.X` that Opie does not know: a typo must not pass silently.
     #[error(
-        "unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state)"
+        "unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state, opie.head)"
     )]
     Unknown(String),
     /// A known parameter without `=value`.
@@ -57,6 +60,10 @@ impl BootParams {
                 "storage_addr" => params.storage_addr = Some(value.parse().map_err(invalid)?),
                 "storage_iface" => params.storage_iface = Some(value.to_string()),
                 "state" => params.state_device = Some(value.to_string()),
+                "head" => {
+                    let addr = value.parse().map_err(|_| invalid(ConfigError::BadAddress(value.to_string())))?;
+                    params.head = Some(addr);
+                }
                 _ => return Err(BootParamError::Unknown(word.to_string())),
             }
         }
@@ -77,6 +84,12 @@ impl BootParams {
         config.validate()?;
         Ok(Some(config))
     }
+}
+
+/// The head an ISU reports to: the boot parameter, else the first host of
+/// its storage subnet (DESIGN §2: heads are .1 and .2 by default).
+pub fn default_head(boot: &BootParams, config: &Config) -> Option<std::net::Ipv4Addr> {
+    boot.head.or_else(|| config.storage.static_addr.map(|a| std::net::Ipv4Addr::from(u32::from(a.network()) + 1)))
 }
 
 /// Where the running config came from.
@@ -115,6 +128,11 @@ mod tests {
         assert_eq!(p.hostname.as_deref(), Some("isu1"));
         assert_eq!(p.state_device.as_deref(), Some("/dev/vda"));
         assert_eq!(p.storage_addr, Some("10.77.0.11/24".parse().expect("cidr")));
+        let (config, _) = choose_config(None, &p).expect("valid");
+        assert_eq!(default_head(&p, &config), Some(std::net::Ipv4Addr::new(10, 77, 0, 1)));
+        let q = BootParams::parse("opie.role=isu opie.head=10.77.0.2").expect("valid");
+        assert_eq!(default_head(&q, &config), Some(std::net::Ipv4Addr::new(10, 77, 0, 2)));
+        assert!(BootParams::parse("opie.head=10.77.0").is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! which is what lets the simulated cluster in `opie-testkit` run them.
 #![forbid(unsafe_code)]
 
+pub mod adoption;
+pub mod api;
 pub mod boot;
 pub mod config;
 pub mod ctrl;

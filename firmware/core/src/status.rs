@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::adoption::Standing;
 use crate::boot::ConfigSource;
 use crate::config::{ConfigError, Ipv4Cidr, Role};
 
@@ -35,6 +36,18 @@ impl From<ConfigSource> for ConfigOrigin {
     }
 }
 
+/// What the head knows of one ISU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsuStatus {
+    pub serial: String,
+    pub fingerprint: String,
+    pub standing: Standing,
+    /// Whether its control channel is up now.
+    pub connected: bool,
+    /// Its last report, in words ("normal", "disk failure: vdb ...").
+    pub reported: Option<String>,
+}
+
 /// A snapshot of what the supervisor knows about its node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -49,6 +62,10 @@ pub struct StatusReport {
     /// Fingerprint of the node's public key, compared at adoption.
     pub key_fingerprint: String,
     pub uptime_secs: u64,
+    /// Head: every ISU it knows (pending, adopted, rejected).
+    pub isus: Vec<IsuStatus>,
+    /// ISU: the control channel to the head, in words.
+    pub head_link: Option<String>,
     /// Problems the administrator should see, newest last.
     pub alerts: Vec<String>,
 }
@@ -84,6 +101,19 @@ impl StatusReport {
         let _ = writeln!(out, "state dir: {}", self.state_dir);
         let _ = writeln!(out, "node key: {}", self.key_fingerprint);
         let _ = writeln!(out, "uptime: {}s", self.uptime_secs);
+        if let Some(link) = &self.head_link {
+            let _ = writeln!(out, "head link: {link}");
+        }
+        for isu in &self.isus {
+            let standing = match isu.standing {
+                Standing::Pending => "pending adoption".to_string(),
+                Standing::Adopted(f) => format!("adopted as {}", f.as_str()),
+                Standing::Rejected => "rejected".to_string(),
+            };
+            let link = if isu.connected { "connected" } else { "not connected" };
+            let reported = isu.reported.as_deref().unwrap_or("no report");
+            let _ = writeln!(out, "isu: {} key {} {standing}, {link}, {reported}", isu.serial, isu.fingerprint);
+        }
         if self.alerts.is_empty() {
             let _ = writeln!(out, "alerts: none");
         } else {
@@ -111,6 +141,14 @@ mod tests {
             state_dir: "/var/lib/opie".into(),
             key_fingerprint: "0a1b-2c3d-4e5f-6a7b-8c9d".into(),
             uptime_secs: 7,
+            isus: vec![IsuStatus {
+                serial: "ISU-9".into(),
+                fingerprint: "aaaa-bbbb-cccc-dddd-eeee".into(),
+                standing: Standing::Pending,
+                connected: true,
+                reported: None,
+            }],
+            head_link: Some("connected to 10.77.0.1:7780".into()),
             alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
         }
     }
@@ -129,6 +167,8 @@ mod tests {
         assert!(text.contains("\nrole: isu\n"), "{text}");
         assert!(text.contains("storage net: eth0 10.77.0.11/24"), "{text}");
         assert!(text.contains("alert: state disk"), "{text}");
+        assert!(text.contains("isu: ISU-9 key aaaa-bbbb-cccc-dddd-eeee pending adoption, connected"), "{text}");
+        assert!(text.contains("head link: connected to 10.77.0.1:7780"), "{text}");
         assert!(text.lines().all(|l| l.len() <= 80), "{text}");
     }
 }

@@ -1,22 +1,28 @@
-//! The supervisor's local socket: how `opie status` (and later the console
-//! and web threads) read the node's status.
+//! The supervisor's local socket: how `opie status`, `opie adopt`, the
+//! console and (later) the web thread talk to the node's state owner.
 //!
-//! A client connects and reads one sealed record (`opie_proto::record`,
-//! kind `STATUS_MAGIC`) holding a postcard-encoded `StatusReport`; the
-//! server closes after writing it. The record's length bound and checksum
-//! mean a client never trusts more bytes than a report can have.
+//! One exchange per connection: the client writes one request record
+//! (`opie_proto::record`, kind `REQUEST_MAGIC`) and shuts its write side;
+//! the supervisor answers with one response record and closes. Both sides
+//! bound what they read by the record format's limit, so neither trusts
+//! more bytes than a record can have.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use opie_core::status::{STATUS_MAGIC, STATUS_VERSION, StatusReport};
+use opie_core::api::{self, API_VERSION, REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
+use opie_core::status::StatusReport;
 use opie_proto::record::{HEADER_LEN, MAX_PAYLOAD, Record, TRAILER_LEN};
 use thiserror::Error;
 
 /// How long a client waits for the supervisor's answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes either side reads: one maximal record and one byte more, so
+/// an oversized record is seen as such.
+pub const READ_LIMIT: u64 = (HEADER_LEN + MAX_PAYLOAD + TRAILER_LEN + 1) as u64;
 
 /// Errors talking to the supervisor.
 #[derive(Debug, Error)]
@@ -24,30 +30,59 @@ pub enum LocalError {
     /// No supervisor answers on the socket.
     #[error("cannot reach the supervisor at {path}: {source} (is `opie` running?)")]
     Connect { path: PathBuf, source: std::io::Error },
-    /// The connection broke or timed out mid-answer.
-    #[error("reading status from {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    /// The answer is not a valid status record.
-    #[error("the supervisor's answer is not a valid status record: {0}")]
+    /// The connection broke or timed out mid-exchange.
+    #[error("talking to the supervisor at {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The bytes are not a valid record of the expected kind.
+    #[error("not a valid local API record: {0}")]
     Invalid(String),
+    /// The supervisor refused the request.
+    #[error("{0}")]
+    Refused(String),
 }
 
-/// Frames a status report for the socket.
-pub fn seal_status(report: &StatusReport) -> Result<Vec<u8>, LocalError> {
-    let payload = report.encode().map_err(|e| LocalError::Invalid(e.to_string()))?;
-    Record { magic: STATUS_MAGIC, version: STATUS_VERSION, generation: 0, payload: &payload }
+/// Frames a payload as a record of `magic`.
+pub fn seal<T: serde::Serialize>(magic: [u8; 8], value: &T) -> Result<Vec<u8>, LocalError> {
+    let payload = api::encode(value).map_err(|e| LocalError::Invalid(e.to_string()))?;
+    Record { magic, version: API_VERSION, generation: 0, payload: &payload }
         .emit()
         .map_err(|e| LocalError::Invalid(e.to_string()))
 }
 
-/// Connects to the supervisor and reads its status.
-pub fn fetch_status(socket: &Path) -> Result<StatusReport, LocalError> {
-    let stream = UnixStream::connect(socket).map_err(|source| LocalError::Connect { path: socket.into(), source })?;
-    let read_err = |source| LocalError::Read { path: socket.into(), source };
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(read_err)?;
+/// Parses a record of `magic` and decodes its payload.
+pub fn open<T: serde::de::DeserializeOwned>(magic: [u8; 8], bytes: &[u8]) -> Result<T, LocalError> {
+    let record = Record::parse(bytes, magic).map_err(|e| LocalError::Invalid(e.to_string()))?;
+    api::decode(record.version, record.payload).map_err(|e| LocalError::Invalid(e.to_string()))
+}
+
+/// Sends one request and returns the supervisor's response.
+pub fn call(socket: &Path, request: &Request) -> Result<Response, LocalError> {
+    let mut stream =
+        UnixStream::connect(socket).map_err(|source| LocalError::Connect { path: socket.into(), source })?;
+    let io = |source| LocalError::Io { path: socket.into(), source };
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    stream.write_all(&seal(REQUEST_MAGIC, request)?).map_err(io)?;
+    stream.shutdown(Shutdown::Write).map_err(io)?;
     let mut bytes = Vec::new();
-    let limit = (HEADER_LEN + MAX_PAYLOAD + TRAILER_LEN + 1) as u64;
-    stream.take(limit).read_to_end(&mut bytes).map_err(read_err)?;
-    let record = Record::parse(&bytes, STATUS_MAGIC).map_err(|e| LocalError::Invalid(e.to_string()))?;
-    StatusReport::decode(record.version, record.payload).map_err(|e| LocalError::Invalid(e.to_string()))
+    stream.take(READ_LIMIT).read_to_end(&mut bytes).map_err(io)?;
+    open(RESPONSE_MAGIC, &bytes)
+}
+
+/// Reads the node's status.
+pub fn fetch_status(socket: &Path) -> Result<StatusReport, LocalError> {
+    match call(socket, &Request::Status)? {
+        Response::Status(report) => Ok(report),
+        Response::Refused(why) => Err(LocalError::Refused(why)),
+        Response::Done(text) => Err(LocalError::Invalid(format!("unexpected answer to a status request: {text}"))),
+    }
+}
+
+/// Sends a request that answers Done or Refused; returns the Done text.
+pub fn command(socket: &Path, request: &Request) -> Result<String, LocalError> {
+    match call(socket, request)? {
+        Response::Done(text) => Ok(text),
+        Response::Refused(why) => Err(LocalError::Refused(why)),
+        Response::Status(_) => Err(LocalError::Invalid("unexpected status answer".into())),
+    }
 }

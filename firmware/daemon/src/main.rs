@@ -7,16 +7,20 @@
 #![forbid(unsafe_code)]
 
 mod console;
+mod ctrl_link;
 mod lease_serve;
 mod local;
 mod logging;
 mod nbd_serve;
+mod node;
 mod supervisor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use opie_core::adoption::Function;
+use opie_core::api::Request;
 
 /// Where the supervisor listens for local clients (`opie status`, console).
 pub const DEFAULT_SOCKET: &str = "/run/opie/supervisor.sock";
@@ -38,6 +42,10 @@ enum Command {
     Console(console::Args),
     /// Print the running supervisor's status.
     Status(StatusArgs),
+    /// Adopt a pending ISU (head): as a RAID member or a spare.
+    Adopt(AdoptArgs),
+    /// Reject a pending ISU (head): it stays out of storage.
+    Reject(RejectArgs),
     /// Serve files or block devices over NBD (the ISU's block transport).
     NbdServe(nbd_serve::Args),
     /// Serve storage-net leases (DHCP format) from address pools.
@@ -48,6 +56,33 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct StatusArgs {
+    /// The supervisor's local socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AdoptAs {
+    Member,
+    Spare,
+}
+
+#[derive(Debug, clap::Args)]
+struct AdoptArgs {
+    /// The ISU's serial or key fingerprint, as `opie status` lists it.
+    isu: String,
+    /// What the ISU is for.
+    #[arg(long = "as", value_enum)]
+    function: AdoptAs,
+    /// The supervisor's local socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct RejectArgs {
+    /// The ISU's serial or key fingerprint, as `opie status` lists it.
+    isu: String,
     /// The supervisor's local socket.
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -64,6 +99,17 @@ fn main() -> ExitCode {
         Some(Command::Status(args)) => {
             local::fetch_status(&args.socket).map(|report| print!("{}", report.render())).map_err(Into::into)
         }
+        Some(Command::Adopt(args)) => {
+            let function = match args.function {
+                AdoptAs::Member => Function::Member,
+                AdoptAs::Spare => Function::Spare,
+            };
+            let request = Request::Adopt { serial: args.isu, function };
+            local::command(&args.socket, &request).map(|done| println!("{done}")).map_err(Into::into)
+        }
+        Some(Command::Reject(args)) => local::command(&args.socket, &Request::Reject { serial: args.isu })
+            .map(|done| println!("{done}"))
+            .map_err(Into::into),
         Some(Command::NbdServe(args)) => nbd_serve::run(args).map_err(Into::into),
         Some(Command::LeaseServe(args)) => lease_serve::run(args).map_err(Into::into),
         Some(Command::Version) => {

@@ -11,23 +11,32 @@
 //! running: exiting would only make init respawn it into the same problem.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::Duration;
 
 use log::{error, info, warn};
-use opie_core::boot::{BootParams, ConfigSource, choose_config};
-use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError};
+use opie_core::api::{REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
+use opie_core::boot::{BootParams, ConfigSource, choose_config, default_head};
+use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, Role};
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
 use opie_core::status::StatusReport;
 use opie_sys::slots::SlotStore;
 use opie_sys::statedisk::{self, Prepared};
 use opie_sys::{netif, random, system};
-use smol::channel::{Receiver, Sender};
+use smol::channel::Sender;
+use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
 use smol::prelude::*;
 use thiserror::Error;
 
+use crate::ctrl_link::{self, CTRL_PORT, LoopHandle};
+use crate::node::{Event, Flow, Node};
 use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
+
+/// The supervisor's executor: one thread runs every task; it lives as long
+/// as the process, so tasks may spawn further tasks on it.
+static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
 
 #[derive(Debug, Default, clap::Args)]
 pub struct Args {
@@ -46,6 +55,17 @@ pub struct Args {
     /// it can run on any host (tests, development).
     #[arg(long)]
     appliance: bool,
+    /// Head: address the control channel listens on.
+    #[arg(long)]
+    ctrl_listen: Option<SocketAddr>,
+    /// ISU: the head's control-channel address (default: the `opie.head`
+    /// boot parameter or the storage subnet's first host, port 7780).
+    #[arg(long)]
+    ctrl_head: Option<SocketAddr>,
+    /// The serial this node introduces itself with (default: DMI product
+    /// serial, else the storage interface's MAC address).
+    #[arg(long)]
+    serial: Option<String>,
 }
 
 impl Args {
@@ -70,14 +90,8 @@ pub enum SupervisorError {
     Socket { path: PathBuf, source: std::io::Error },
     #[error("signal handling: {0}")]
     Signals(std::io::Error),
-}
-
-/// What the event loop reacts to.
-enum Event {
-    /// A local client wants the status; the reply goes back on the sender.
-    StatusWanted(Sender<StatusReport>),
-    /// SIGTERM or SIGINT: stop cleanly.
-    Stop(&'static str),
+    #[error("control channel cannot listen on {addr}: {source}")]
+    Ctrl { addr: SocketAddr, source: std::io::Error },
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -106,6 +120,24 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("{started}");
     }
 
+    // ISUs introduce themselves by hardware serial (what is printed on the
+    // box); heads by host name, which is what ISU consoles show.
+    let serial = match config.role {
+        Role::Isu => args
+            .serial
+            .clone()
+            .or_else(|| opie_sys::system::hardware_serial(&config.storage.iface))
+            .unwrap_or_else(|| config.hostname.clone()),
+        _ => args.serial.clone().unwrap_or_else(|| config.hostname.clone()),
+    };
+    let ctrl = match config.role {
+        Role::Head => Some(Ctrl::Listen(args.ctrl_listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], CTRL_PORT))))),
+        Role::Isu => args
+            .ctrl_head
+            .or_else(|| default_head(&boot, &config).map(|ip| SocketAddr::from((ip, CTRL_PORT))))
+            .map(Ctrl::Connect),
+        Role::Unconfigured => None,
+    };
     let report = StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         role: config.role,
@@ -117,9 +149,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         state_dir: state_dir.display().to_string(),
         key_fingerprint: fingerprint(&node_key.public()),
         uptime_secs: 0,
+        isus: Vec::new(),
+        head_link: (config.role == Role::Isu).then(|| "not connected yet".to_string()),
         alerts,
     };
-    smol::block_on(event_loop(report, &socket))?;
+    let node = Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()));
+    smol::block_on(event_loop(node, &socket, ctrl))?;
     Ok(())
 }
 
@@ -270,39 +305,55 @@ fn alert(alerts: &mut Vec<String>, message: String) {
     alerts.push(message);
 }
 
-/// The one owner of the node's state.
-async fn event_loop(mut report: StatusReport, socket: &Path) -> Result<(), SupervisorError> {
-    let started = Instant::now();
-    let (events, inbox) = smol::channel::bounded::<Event>(64);
+/// The control channel's part for this role.
+enum Ctrl {
+    /// Head: accept ISU connections here.
+    Listen(SocketAddr),
+    /// ISU: keep a connection to the head here.
+    Connect(SocketAddr),
+}
+
+/// Interval of the ISU's status reports to its head.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// How long a local client may take to send its request.
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the node: spawns the tasks that feed events and applies them, in
+/// order, to the one [`Node`].
+async fn event_loop(mut node: Node, socket: &Path, ctrl: Option<Ctrl>) -> Result<(), SupervisorError> {
+    let (events, inbox) = smol::channel::bounded::<Event>(256);
     let listener = bind_socket(socket)?;
     let signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
         .map_err(SupervisorError::Signals)?;
-    let executor = smol::Executor::new();
+    let executor = &EXECUTOR;
     executor.spawn(serve_local(listener, events.clone())).detach();
-    executor.spawn(forward_signals(signals, events)).detach();
-    let result = executor.run(apply_events(&inbox, &mut report, started)).await;
+    executor.spawn(forward_signals(signals, events.clone())).detach();
+    let handle = LoopHandle { events: events.clone() };
+    match ctrl {
+        Some(Ctrl::Listen(addr)) => {
+            let listener = TcpListener::bind(addr).await.map_err(|source| SupervisorError::Ctrl { addr, source })?;
+            info!("control channel listening on {addr}");
+            executor.spawn(ctrl_link::listen(listener, handle, executor)).detach();
+        }
+        Some(Ctrl::Connect(head)) => {
+            info!("control channel: reporting to head at {head}");
+            executor.spawn(ctrl_link::connect_forever(head, handle)).detach();
+            executor.spawn(ticks(events.clone())).detach();
+        }
+        None => {}
+    }
+    let result = executor
+        .run(async {
+            while let Ok(event) = inbox.recv().await {
+                if node.apply(event) == Flow::Stop {
+                    break;
+                }
+            }
+            Ok(())
+        })
+        .await;
     let _ = fs::remove_file(socket);
     result
-}
-
-async fn apply_events(
-    inbox: &Receiver<Event>,
-    report: &mut StatusReport,
-    started: Instant,
-) -> Result<(), SupervisorError> {
-    while let Ok(event) = inbox.recv().await {
-        match event {
-            Event::StatusWanted(reply) => {
-                report.uptime_secs = started.elapsed().as_secs();
-                let _ = reply.try_send(report.clone());
-            }
-            Event::Stop(why) => {
-                info!("supervisor stopping on {why}");
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener, SupervisorError> {
@@ -318,28 +369,63 @@ fn bind_socket(path: &Path) -> Result<UnixListener, SupervisorError> {
     UnixListener::bind(path).map_err(err)
 }
 
-/// Answers each local client with one status record.
+/// Accepts local clients; each gets its own task so a slow one cannot
+/// hold up the others.
 async fn serve_local(listener: UnixListener, events: Sender<Event>) {
     loop {
-        let mut stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let events = events.clone();
+                EXECUTOR.spawn(answer_local(stream, events)).detach();
+            }
             Err(e) => {
                 warn!("local socket accept failed: {e}");
-                continue;
+                smol::Timer::after(Duration::from_millis(100)).await;
             }
-        };
-        let (reply, answer) = smol::channel::bounded(1);
-        if events.send(Event::StatusWanted(reply)).await.is_err() {
-            return;
         }
-        let Ok(report) = answer.recv().await else { return };
-        match local::seal_status(&report) {
-            Ok(bytes) => {
-                if let Err(e) = stream.write_all(&bytes).await {
-                    warn!("local client went away: {e}");
+    }
+}
+
+/// Reads one request (bounded in size and time), asks the loop, answers.
+async fn answer_local(mut stream: smol::net::unix::UnixStream, events: Sender<Event>) {
+    let mut bytes = Vec::new();
+    let mut limited = (&mut stream).take(local::READ_LIMIT);
+    let read = limited.read_to_end(&mut bytes);
+    let timed_out = async {
+        smol::Timer::after(LOCAL_TIMEOUT).await;
+        Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
+    };
+    let response = match read.or(timed_out).await {
+        Err(e) => Response::Refused(format!("request not read: {e}")),
+        Ok(_) => match local::open::<Request>(REQUEST_MAGIC, &bytes) {
+            Err(e) => Response::Refused(e.to_string()),
+            Ok(request) => {
+                let (reply, answer) = smol::channel::bounded(1);
+                if events.send(Event::Local(request, reply)).await.is_err() {
+                    return;
+                }
+                match answer.recv().await {
+                    Ok(response) => response,
+                    Err(_) => return,
                 }
             }
-            Err(e) => error!("status report cannot be sealed: {e}"),
+        },
+    };
+    match local::seal(RESPONSE_MAGIC, &response) {
+        Ok(bytes) => {
+            if let Err(e) = stream.write_all(&bytes).await {
+                warn!("local client went away: {e}");
+            }
+        }
+        Err(e) => error!("local response cannot be sealed: {e}"),
+    }
+}
+
+async fn ticks(events: Sender<Event>) {
+    loop {
+        smol::Timer::after(REPORT_EVERY).await;
+        if events.send(Event::Tick).await.is_err() {
+            return;
         }
     }
 }

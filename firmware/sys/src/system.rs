@@ -35,3 +35,17 @@ pub fn ignore_interrupt_signals() {
         }
     }
 }
+
+/// A stable identity for this box: the firmware's (DMI) product serial
+/// when the vendor set one, else the MAC address of `iface`, else `None`.
+pub fn hardware_serial(iface: &str) -> Option<String> {
+    let dmi = std::fs::read_to_string("/sys/class/dmi/id/product_serial").unwrap_or_default();
+    let dmi = dmi.trim();
+    let placeholder = ["", "0", "None", "Not Specified", "To be filled by O.E.M.", "Default string"];
+    if !placeholder.contains(&dmi) && dmi.bytes().all(|b| b.is_ascii_graphic()) {
+        return Some(dmi.to_string());
+    }
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).ok()?;
+    let mac: String = mac.trim().chars().filter(|c| *c != ':').collect();
+    (mac.len() == 12 && mac != "000000000000").then(|| format!("MAC-{}", mac.to_uppercase()))
+}

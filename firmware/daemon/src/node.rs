@@ -1,0 +1,311 @@
+//! The node's state and the one loop that changes it (DESIGN §13).
+//!
+//! [`Node`] owns everything the supervisor knows: the status report, the
+//! head's adoption registry, the ISU's pinned head key, the live control
+//! links. Tasks (local socket, control connections, timers, signals) only
+//! send [`Event`]s; [`Node::apply`] makes every decision, and persistence
+//! happens here, before the loop answers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use log::{info, warn};
+use opie_core::adoption::{ADOPTION_MAGIC, ADOPTION_VERSION, Registry, Seen, Standing};
+use opie_core::api::{Request, Response};
+use opie_core::config::Role;
+use opie_core::ctrl::keys::fingerprint;
+use opie_core::status::{IsuStatus, StatusReport};
+use opie_proto::ctrl::{IsuState, Message, StatusReport as IsuReport};
+use opie_sys::slots::SlotStore;
+use smol::channel::Sender;
+
+use crate::ctrl_link::{CtrlEvent, Keys};
+
+/// Kind tag of the ISU's pinned-head record.
+pub const PINNED_HEAD_MAGIC: [u8; 8] = *b"OPIEHED\0";
+
+/// What the event loop reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// A local client's request; the answer goes back on the sender.
+    Local(Request, Sender<Response>),
+    /// A control connection wants the current keys.
+    Keys(Sender<Keys>),
+    Ctrl(CtrlEvent),
+    /// Periodic work: ISU status reports.
+    Tick,
+    /// SIGTERM or SIGINT: stop cleanly.
+    Stop(&'static str),
+}
+
+/// Whether the loop goes on after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// One live control link.
+#[derive(Debug)]
+struct Link {
+    serial: String,
+    peer: SocketAddr,
+    outbox: Sender<Message>,
+    last_report: Option<String>,
+}
+
+/// The node's whole mutable state.
+#[derive(Debug)]
+pub struct Node {
+    pub report: StatusReport,
+    role: Role,
+    secret: [u8; 32],
+    serial: String,
+    started: Instant,
+    /// Where adoption decisions (head) or the pinned head key (ISU) are
+    /// kept; `None` when the state disk is unusable.
+    store: Option<SlotStore>,
+    registry: Registry,
+    pinned_head: Option<[u8; 32]>,
+    links: HashMap<[u8; 32], Link>,
+}
+
+impl Node {
+    /// Builds the node state, loading what `state_dir` holds for its role.
+    pub fn new(report: StatusReport, secret: [u8; 32], serial: String, state_dir: Option<&std::path::Path>) -> Node {
+        let role = report.role;
+        let store = state_dir.map(|dir| match role {
+            Role::Isu => SlotStore::new(dir, "head-key", PINNED_HEAD_MAGIC),
+            _ => SlotStore::new(dir, "adoption", ADOPTION_MAGIC),
+        });
+        let mut node = Node {
+            report,
+            role,
+            secret,
+            serial,
+            started: Instant::now(),
+            store,
+            registry: Registry::default(),
+            pinned_head: None,
+            links: HashMap::new(),
+        };
+        node.load();
+        node.refresh_isus();
+        node
+    }
+
+    fn load(&mut self) {
+        let Some(store) = &self.store else { return };
+        let loaded = match store.load() {
+            Ok(report) => report.newest,
+            Err(e) => return self.alert(format!("cannot read {}: {e}", self.store_name())),
+        };
+        let Some(loaded) = loaded else { return };
+        match self.role {
+            Role::Isu => match <[u8; 32]>::try_from(loaded.payload.as_slice()) {
+                Ok(key) => self.pinned_head = Some(key),
+                Err(_) => self.alert("pinned head key record is malformed".into()),
+            },
+            _ => match Registry::decode(loaded.version, &loaded.payload) {
+                Ok(registry) => self.registry = registry,
+                Err(e) => self.alert(format!("adoption record unreadable: {e}")),
+            },
+        }
+    }
+
+    fn store_name(&self) -> &'static str {
+        if self.role == Role::Isu { "pinned head key" } else { "adoption record" }
+    }
+
+    fn alert(&mut self, message: String) {
+        warn!("{message}");
+        self.report.alerts.push(message);
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, event: Event) -> Flow {
+        match event {
+            Event::Local(request, reply) => {
+                let response = self.answer(request);
+                let _ = reply.try_send(response);
+            }
+            Event::Keys(reply) => {
+                let _ = reply.try_send(Keys {
+                    secret: self.secret,
+                    serial: self.serial.clone(),
+                    adopted: self.registry.adopted_keys(),
+                    pinned_head: self.pinned_head,
+                });
+            }
+            Event::Ctrl(event) => self.on_ctrl(event),
+            Event::Tick => self.report_to_head(),
+            Event::Stop(why) => {
+                info!("supervisor stopping on {why}");
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn answer(&mut self, request: Request) -> Response {
+        match request {
+            Request::Status => {
+                self.report.uptime_secs = self.started.elapsed().as_secs();
+                Response::Status(self.report.clone())
+            }
+            Request::Adopt { .. } | Request::Reject { .. } if self.role != Role::Head => {
+                Response::Refused(format!("only a head adopts ISUs; this node is {}", self.role))
+            }
+            Request::Adopt { serial, function } => {
+                let before = self.registry.clone();
+                let outcome = self
+                    .registry
+                    .adopt(&serial, function)
+                    .map(|isu| format!("adopted {} (key {}) as {}", isu.serial, isu.fingerprint(), function.as_str()));
+                self.commit_registry(before, outcome)
+            }
+            Request::Reject { serial } => {
+                let before = self.registry.clone();
+                let outcome = self
+                    .registry
+                    .reject(&serial)
+                    .map(|isu| format!("rejected {} (key {})", isu.serial, isu.fingerprint()));
+                self.commit_registry(before, outcome)
+            }
+        }
+    }
+
+    /// Persists an adoption decision before confirming it; on failure the
+    /// registry goes back to `before` so memory never runs ahead of disk.
+    fn commit_registry(
+        &mut self,
+        before: Registry,
+        outcome: Result<String, opie_core::adoption::AdoptionError>,
+    ) -> Response {
+        let done = match outcome {
+            Ok(done) => done,
+            Err(e) => return Response::Refused(e.to_string()),
+        };
+        let saved = match (&self.store, self.registry.encode()) {
+            (None, _) => Err("the state disk is not usable".to_string()),
+            (Some(_), Err(e)) => Err(e.to_string()),
+            (Some(store), Ok(payload)) => store.store(ADOPTION_VERSION, &payload).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = saved {
+            self.registry = before;
+            return Response::Refused(format!("not saved, nothing changed: {e}"));
+        }
+        info!("{done}");
+        self.refresh_isus();
+        Response::Done(format!("{done}; it joins on its next connection"))
+    }
+
+    fn on_ctrl(&mut self, event: CtrlEvent) {
+        match event {
+            CtrlEvent::Pending { serial, public_key } => {
+                if self.registry.saw(&serial, public_key) == Seen::NewPending {
+                    info!("new ISU {serial} (key {}) is pending adoption", fingerprint(&public_key));
+                }
+            }
+            CtrlEvent::Up { serial, public_key, peer, outbox } => {
+                if self.role == Role::Isu {
+                    self.report.head_link = Some(format!("connected to {serial} at {peer}"));
+                } else {
+                    self.registry.saw(&serial, public_key);
+                }
+                self.links.insert(public_key, Link { serial, peer, outbox, last_report: None });
+                self.report_to_head();
+            }
+            CtrlEvent::Message { public_key, message } => self.on_message(public_key, message),
+            CtrlEvent::PinHead { public_key } => self.pin_head(public_key),
+            CtrlEvent::Down { public_key, peer, reason } => {
+                if let Some(link) = public_key.and_then(|k| self.links.remove(&k)) {
+                    info!("control channel with {} ({}) down: {reason}", link.serial, link.peer);
+                }
+                if self.role == Role::Isu {
+                    self.report.head_link = Some(format!("not connected to head {peer}: {reason}"));
+                }
+            }
+        }
+        self.refresh_isus();
+    }
+
+    fn on_message(&mut self, public_key: [u8; 32], message: Message) {
+        let Some(link) = self.links.get_mut(&public_key) else { return };
+        match message {
+            Message::Status(report) => {
+                let words = describe(&report);
+                if link.last_report.as_deref() != Some(words.as_str()) {
+                    info!("ISU {} reports {words}", link.serial);
+                }
+                link.last_report = Some(words);
+            }
+            other => info!("control message from {}: {other:?}", link.serial),
+        }
+    }
+
+    fn pin_head(&mut self, public_key: [u8; 32]) {
+        let saved = match &self.store {
+            Some(store) => store.store(1, &public_key).map_err(|e| e.to_string()),
+            None => Err("the state disk is not usable".into()),
+        };
+        match saved {
+            Ok(_) => {
+                info!("pinned head key {}", fingerprint(&public_key));
+                self.pinned_head = Some(public_key);
+            }
+            Err(e) => self.alert(format!("head key {} not pinned: {e}", fingerprint(&public_key))),
+        }
+    }
+
+    /// ISU: sends its status to the head over every live link.
+    fn report_to_head(&mut self) {
+        if self.role != Role::Isu {
+            return;
+        }
+        let report = IsuReport {
+            state: IsuState::Booting,
+            epoch: 0,
+            exports: Vec::new(),
+            detail: "supervisor running; storage export not started by the supervisor yet".into(),
+        };
+        for link in self.links.values() {
+            let _ = link.outbox.try_send(Message::Status(report.clone()));
+        }
+    }
+
+    /// Rebuilds the status report's ISU list from registry and links.
+    fn refresh_isus(&mut self) {
+        if self.role == Role::Isu {
+            return;
+        }
+        self.report.isus = self
+            .registry
+            .isus()
+            .iter()
+            .map(|isu| {
+                let link = self.links.get(&isu.public_key);
+                IsuStatus {
+                    serial: isu.serial.clone(),
+                    fingerprint: isu.fingerprint(),
+                    standing: isu.standing,
+                    connected: link.is_some() && matches!(isu.standing, Standing::Adopted(_)),
+                    reported: link.and_then(|l| l.last_report.clone()),
+                }
+            })
+            .collect();
+    }
+}
+
+/// An ISU report in words, for the status page and logs.
+fn describe(report: &IsuReport) -> String {
+    let state = match report.state {
+        IsuState::Booting => "booting",
+        IsuState::Normal => "normal",
+        IsuState::DiskFailure => "disk failure",
+        IsuState::MdBroken => "md broken",
+        IsuState::NbdDown => "NBD server down",
+    };
+    if report.detail.is_empty() { state.to_string() } else { format!("{state}: {}", report.detail) }
+}
