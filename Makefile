@@ -65,15 +65,34 @@ bench: deps firmware
 fuzz:
 	@tools/fuzz
 
+image: IMAGE_DEFCONFIG ?= opie_x86_64_defconfig
+image: IMAGE_OUT = $(BUILD)/buildroot$(if $(filter-out opie_x86_64_defconfig,$(IMAGE_DEFCONFIG)),-$(IMAGE_DEFCONFIG:_defconfig=))
 image:
 	@if [ -z "$(BUILDROOT)" ]; then \
-		echo "make image needs a Buildroot $(BUILDROOT_TAG) checkout: make image BUILDROOT=/path/to/buildroot"; \
-		echo "See docs/buildroot.md for the host packages and the offline checks."; \
+		echo "make image builds the production boot disk with Buildroot $(BUILDROOT_TAG). It needs:"; \
+		echo "  - a Buildroot $(BUILDROOT_TAG) checkout or release tarball, outside this repository"; \
+		echo "    (git tag $(BUILDROOT_TAG) of https://gitlab.com/buildroot.org/buildroot.git, or"; \
+		echo "    https://buildroot.org/downloads/buildroot-$(BUILDROOT_TAG).tar.xz), given as"; \
+		echo "      make image BUILDROOT=/path/to/buildroot [IMAGE_DEFCONFIG=opie_qemu_x86_64_defconfig]"; \
+		echo "  - host packages (Debian): build-essential rsync bc cpio unzip file wget perl python3 git"; \
+		echo "  - network access to the upstream source sites: Buildroot downloads every source"; \
+		echo "    (each checked against its sha256) and builds the toolchain, kernel and packages"; \
+		echo "  - host tar >= 1.35; with an older tar (Debian 12 has 1.34) Buildroot builds host-tar"; \
+		echo "    first, which as root needs FORCE_UNSAFE_CONFIGURE=1 (set here when run as root)"; \
+		echo "Offline check of the tree, no downloads: buildroot-external/check /path/to/buildroot"; \
+		echo "Details: docs/buildroot.md"; \
 		exit 2; \
 	fi
+	@v=$$($(MAKE) -s --no-print-directory -C $(BUILDROOT) print-version); \
+	if [ "$$v" != "$(BUILDROOT_TAG)" ]; then \
+		echo "warning: $(BUILDROOT) is Buildroot $$v; Opie's tree is kept against $(BUILDROOT_TAG)"; \
+	fi
 	$(MAKE) firmware
-	$(MAKE) -C $(BUILDROOT) O=$(BUILD)/buildroot BR2_EXTERNAL=$(CURDIR)/buildroot-external opie_x86_64_defconfig
-	$(MAKE) -C $(BUILDROOT) O=$(BUILD)/buildroot
+	$(MAKE) -C $(BUILDROOT) O=$(IMAGE_OUT) BR2_EXTERNAL=$(CURDIR)/buildroot-external $(IMAGE_DEFCONFIG)
+# opie is a local package: take the binary just built, not a stale copy.
+	$(MAKE) -C $(BUILDROOT) O=$(IMAGE_OUT) opie-dirclean
+	$(if $(filter 0,$(shell id -u)),FORCE_UNSAFE_CONFIGURE=1) $(MAKE) -C $(BUILDROOT) O=$(IMAGE_OUT)
+	@echo "boot disk image: $(IMAGE_OUT)/images/disk.img"
 
 clean:
 	cargo clean
