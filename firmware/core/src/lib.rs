@@ -15,3 +15,4 @@ pub mod ctrl;
 pub mod lease;
 pub mod nbd;
 pub mod status;
+pub mod wizard;
