@@ -38,6 +38,9 @@ struct Cli {
 enum Command {
     /// Run the node supervisor (the default when no subcommand is given).
     Supervisor(supervisor::Args),
+    /// Early boot (run by rcS): prepare the state disk, apply hostname and
+    /// addresses from the stored or preseeded config, then exit.
+    Sysinit(supervisor::Args),
     /// Run the serial-console menu.
     Console(console::Args),
     /// Print the running supervisor's status.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         // a shell on a host it must not touch the host's disks or names.
         None => supervisor::run(supervisor::Args::for_init(std::os::unix::process::parent_id() == 1)),
         Some(Command::Supervisor(args)) => supervisor::run(args),
+        Some(Command::Sysinit(args)) => supervisor::sysinit(args),
         Some(Command::Console(args)) => console::run(args),
         Some(Command::Status(args)) => {
             local::fetch_status(&args.socket).map(|report| print!("{}", report.render())).map_err(Into::into)

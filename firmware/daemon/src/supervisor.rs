@@ -94,23 +94,53 @@ pub enum SupervisorError {
     Ctrl { addr: SocketAddr, source: std::io::Error },
 }
 
-pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let sink = logging::init("opie");
-    let state_dir = args.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
-    let socket = args.socket.unwrap_or_else(|| DEFAULT_SOCKET.into());
-    let cmdline_path = args.cmdline.unwrap_or_else(|| "/proc/cmdline".into());
+/// What start-up established, before any task runs.
+struct Startup {
+    boot: BootParams,
+    state_dir: PathBuf,
+    /// Whether state may be written to `state_dir`.
+    persist: bool,
+    config: Config,
+    source: ConfigSource,
+    generation: u64,
+    alerts: Vec<String>,
+}
+
+/// Reads boot parameters, prepares the state disk, loads (or preseeds)
+/// the config and, on the appliance, applies hostname and addresses.
+/// Idempotent: `opie sysinit` runs it early in boot and the supervisor
+/// again when init starts it.
+fn prepare(args: &Args) -> Result<Startup, SupervisorError> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+    let cmdline_path = args.cmdline.clone().unwrap_or_else(|| "/proc/cmdline".into());
     let cmdline = fs::read_to_string(&cmdline_path)
         .map_err(|source| SupervisorError::Cmdline { path: cmdline_path.clone(), source })?;
     let boot = BootParams::parse(&cmdline).map_err(SupervisorError::from)?;
-
     let mut alerts = Vec::new();
     let persist = prepare_state(&boot, &state_dir, args.appliance, &mut alerts);
     let store = SlotStore::new(&state_dir, "config", CONFIG_MAGIC);
     let (config, source, generation) = load_config(&store, &boot, persist, &mut alerts)?;
-    let node_key = load_node_key(&state_dir, persist, &mut alerts);
     if args.appliance {
         apply_system(&config, &mut alerts);
     }
+    Ok(Startup { boot, state_dir, persist, config, source, generation, alerts })
+}
+
+/// `opie sysinit`: the early-boot half of start-up, run by rcS before the
+/// system logger starts, so that syslog lines carry the configured host
+/// name and the state disk is ready before any service needs it.
+pub fn sysinit(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    logging::init("opie");
+    let prepared = prepare(&Args { appliance: true, ..args })?;
+    info!("sysinit: role={} hostname={}", prepared.config.role, prepared.config.hostname);
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let sink = logging::init("opie");
+    let socket = args.socket.clone().unwrap_or_else(|| DEFAULT_SOCKET.into());
+    let Startup { boot, state_dir, persist, config, source, generation, mut alerts } = prepare(&args)?;
+    let node_key = load_node_key(&state_dir, persist, &mut alerts);
 
     let started = format!("opie supervisor started: role={} hostname={}", config.role, config.hostname);
     info!("{started}");
