@@ -11,7 +11,6 @@ pub mod adoption;
 pub mod api;
 pub mod boot;
 pub mod config;
-pub mod config_change;
 pub mod ctrl;
 pub mod lease;
 pub mod nbd;
