@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::adoption::Function;
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError};
 use crate::status::StatusReport;
 
 /// Kind tag of a request record.
@@ -28,6 +28,14 @@ pub enum Request {
     Adopt { serial: String, function: Function },
     /// Refuse a pending ISU: it stays out of storage and off the list.
     Reject { serial: String },
+    /// The running config and its generation (the console's starting
+    /// point for network settings and password changes).
+    Config,
+    /// Validate, persist and run this config. A network change must then
+    /// be confirmed with [`Request::ConfirmConfig`] or it rolls back.
+    ApplyConfig(Config),
+    /// Keep the network change persisted as `generation`.
+    ConfirmConfig { generation: u64 },
 }
 
 /// The supervisor's answer.
@@ -38,6 +46,11 @@ pub enum Response {
     Done(String),
     /// The request was refused; the text says why, for the admin.
     Refused(String),
+    /// Answer to [`Request::Config`].
+    Config { config: Config, generation: u64 },
+    /// Answer to [`Request::ApplyConfig`]: persisted as `generation`;
+    /// `confirm_within_secs` is set when it must be confirmed in time.
+    Applied { generation: u64, confirm_within_secs: Option<u64> },
 }
 
 /// Encodes a payload with postcard.
@@ -63,6 +76,9 @@ mod tests {
             Request::Status,
             Request::Adopt { serial: "ISU-1".into(), function: Function::Member },
             Request::Reject { serial: "ISU-2".into() },
+            Request::Config,
+            Request::ApplyConfig(Config::new(crate::config::Role::Head, "head-1")),
+            Request::ConfirmConfig { generation: 7 },
         ] {
             let bytes = encode(&r).expect("encode");
             assert_eq!(decode::<Request>(API_VERSION, &bytes).expect("decode"), r);
@@ -70,6 +86,18 @@ mod tests {
             for len in 0..bytes.len() {
                 assert!(decode::<Request>(API_VERSION, &bytes[..len]).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn config_responses_round_trip() {
+        for r in [
+            Response::Config { config: Config::new(crate::config::Role::Isu, "isu-1"), generation: 2 },
+            Response::Applied { generation: 3, confirm_within_secs: Some(60) },
+            Response::Applied { generation: 4, confirm_within_secs: None },
+        ] {
+            let bytes = encode(&r).expect("encode");
+            assert_eq!(decode::<Response>(API_VERSION, &bytes).expect("decode"), r);
         }
     }
 }
