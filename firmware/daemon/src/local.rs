@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use opie_core::api::{self, API_VERSION, REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
+use opie_core::config::Config;
 use opie_core::status::StatusReport;
 use opie_proto::record::{HEADER_LEN, MAX_PAYLOAD, Record, TRAILER_LEN};
 use thiserror::Error;
@@ -74,7 +75,7 @@ pub fn fetch_status(socket: &Path) -> Result<StatusReport, LocalError> {
     match call(socket, &Request::Status)? {
         Response::Status(report) => Ok(report),
         Response::Refused(why) => Err(LocalError::Refused(why)),
-        Response::Done(text) => Err(LocalError::Invalid(format!("unexpected answer to a status request: {text}"))),
+        other => Err(unexpected("status", &other)),
     }
 }
 
@@ -83,6 +84,36 @@ pub fn command(socket: &Path, request: &Request) -> Result<String, LocalError> {
     match call(socket, request)? {
         Response::Done(text) => Ok(text),
         Response::Refused(why) => Err(LocalError::Refused(why)),
-        Response::Status(_) => Err(LocalError::Invalid("unexpected status answer".into())),
+        other => Err(unexpected("command", &other)),
     }
+}
+
+/// Reads the running config and its generation.
+pub fn fetch_config(socket: &Path) -> Result<(Config, u64), LocalError> {
+    match call(socket, &Request::Config)? {
+        Response::Config { config, generation } => Ok((config, generation)),
+        Response::Refused(why) => Err(LocalError::Refused(why)),
+        other => Err(unexpected("config", &other)),
+    }
+}
+
+/// Hands a new config to the supervisor: its generation, and the seconds
+/// left to confirm it when it changes the network.
+pub fn apply_config(socket: &Path, config: &Config) -> Result<(u64, Option<u64>), LocalError> {
+    match call(socket, &Request::ApplyConfig(config.clone()))? {
+        Response::Applied { generation, confirm_within_secs } => Ok((generation, confirm_within_secs)),
+        Response::Refused(why) => Err(LocalError::Refused(why)),
+        other => Err(unexpected("apply-config", &other)),
+    }
+}
+
+fn unexpected(what: &str, response: &Response) -> LocalError {
+    let kind = match response {
+        Response::Status(_) => "a status",
+        Response::Done(_) => "a done",
+        Response::Refused(_) => "a refusal",
+        Response::Config { .. } => "a config",
+        Response::Applied { .. } => "an applied",
+    };
+    LocalError::Invalid(format!("unexpected {kind} answer to a {what} request"))
 }

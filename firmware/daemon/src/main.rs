@@ -12,6 +12,7 @@ mod lease_serve;
 mod local;
 mod logging;
 mod nbd_serve;
+mod settings;
 mod node;
 mod supervisor;
 

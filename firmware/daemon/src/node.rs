@@ -21,6 +21,7 @@ use opie_sys::slots::SlotStore;
 use smol::channel::Sender;
 
 use crate::ctrl_link::{CtrlEvent, Keys};
+use crate::settings::Settings;
 
 /// Kind tag of the ISU's pinned-head record.
 pub const PINNED_HEAD_MAGIC: [u8; 8] = *b"OPIEHED\0";
@@ -35,6 +36,8 @@ pub enum Event {
     Ctrl(CtrlEvent),
     /// Periodic work: ISU status reports.
     Tick,
+    /// Once a second: deadlines of config changes.
+    Clock,
     /// SIGTERM or SIGINT: stop cleanly.
     Stop(&'static str),
 }
@@ -69,11 +72,19 @@ pub struct Node {
     registry: Registry,
     pinned_head: Option<[u8; 32]>,
     links: HashMap<[u8; 32], Link>,
+    /// The running config and changes to it from the console.
+    settings: Settings,
 }
 
 impl Node {
     /// Builds the node state, loading what `state_dir` holds for its role.
-    pub fn new(report: StatusReport, secret: [u8; 32], serial: String, state_dir: Option<&std::path::Path>) -> Node {
+    pub fn new(
+        report: StatusReport,
+        secret: [u8; 32],
+        serial: String,
+        state_dir: Option<&std::path::Path>,
+        settings: Settings,
+    ) -> Node {
         let role = report.role;
         let store = state_dir.map(|dir| match role {
             Role::Isu => SlotStore::new(dir, "head-key", PINNED_HEAD_MAGIC),
@@ -89,6 +100,7 @@ impl Node {
             registry: Registry::default(),
             pinned_head: None,
             links: HashMap::new(),
+            settings,
         };
         node.load();
         node.refresh_isus();
@@ -140,6 +152,11 @@ impl Node {
             }
             Event::Ctrl(event) => self.on_ctrl(event),
             Event::Tick => self.report_to_head(),
+            Event::Clock => {
+                if self.settings.tick(&mut self.report) {
+                    return Flow::Stop;
+                }
+            }
             Event::Stop(why) => {
                 info!("supervisor stopping on {why}");
                 return Flow::Stop;
@@ -154,6 +171,9 @@ impl Node {
                 self.report.uptime_secs = self.started.elapsed().as_secs();
                 Response::Status(self.report.clone())
             }
+            Request::Config => self.settings.config(),
+            Request::ApplyConfig(config) => self.settings.apply(config, &mut self.report),
+            Request::ConfirmConfig { generation } => self.settings.confirm(generation),
             Request::Adopt { .. } | Request::Reject { .. } if self.role != Role::Head => {
                 Response::Refused(format!("only a head adopts ISUs; this node is {}", self.role))
             }

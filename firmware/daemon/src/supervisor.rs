@@ -19,6 +19,7 @@ use log::{error, info, warn};
 use opie_core::api::{REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
 use opie_core::boot::{BootParams, ConfigSource, choose_config, default_head};
 use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, Role};
+use opie_core::config_change::CONFIRM_WINDOW;
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
 use opie_core::status::StatusReport;
 use opie_sys::slots::SlotStore;
@@ -32,6 +33,7 @@ use thiserror::Error;
 
 use crate::ctrl_link::{self, CTRL_PORT, LoopHandle};
 use crate::node::{Event, Flow, Node};
+use crate::settings::Settings;
 use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
 
 /// The supervisor's executor: one thread runs every task; it lives as long
@@ -66,13 +68,17 @@ pub struct Args {
     /// serial, else the storage interface's MAC address).
     #[arg(long)]
     serial: Option<String>,
+    /// Seconds a network change from the console waits for its
+    /// confirmation before it rolls back (tests shorten it).
+    #[arg(long, default_value_t = CONFIRM_WINDOW.as_secs(), hide = true)]
+    confirm_window_secs: u64,
 }
 
 impl Args {
     /// The arguments of bare `opie`: defaults, appliance mode when started
     /// by init.
     pub fn for_init(appliance: bool) -> Self {
-        Args { appliance, ..Args::default() }
+        Args { appliance, confirm_window_secs: CONFIRM_WINDOW.as_secs(), ..Args::default() }
     }
 }
 
@@ -183,7 +189,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         head_link: (config.role == Role::Isu).then(|| "not connected yet".to_string()),
         alerts,
     };
-    let node = Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()));
+    let store = persist.then(|| SlotStore::new(&state_dir, "config", CONFIG_MAGIC));
+    let window = Duration::from_secs(args.confirm_window_secs);
+    let settings = Settings::new(config, generation, store, args.appliance, window);
+    let node = Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings);
     smol::block_on(event_loop(node, &socket, ctrl))?;
     Ok(())
 }
@@ -318,7 +327,7 @@ fn load_node_key(state_dir: &Path, persist: bool, alerts: &mut Vec<String>) -> N
 }
 
 /// Applies hostname and the static storage-net address.
-fn apply_system(config: &Config, alerts: &mut Vec<String>) {
+pub(crate) fn apply_system(config: &Config, alerts: &mut Vec<String>) {
     if let Err(e) = system::set_hostname(&config.hostname) {
         warn!("hostname not set: {e}");
     }
@@ -358,6 +367,7 @@ async fn event_loop(mut node: Node, socket: &Path, ctrl: Option<Ctrl>) -> Result
     let executor = &EXECUTOR;
     executor.spawn(serve_local(listener, events.clone())).detach();
     executor.spawn(forward_signals(signals, events.clone())).detach();
+    executor.spawn(clock(events.clone())).detach();
     let handle = LoopHandle { events: events.clone() };
     match ctrl {
         Some(Ctrl::Listen(addr)) => {
@@ -455,6 +465,16 @@ async fn ticks(events: Sender<Event>) {
     loop {
         smol::Timer::after(REPORT_EVERY).await;
         if events.send(Event::Tick).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends [`Event::Clock`] once a second (config-change deadlines).
+async fn clock(events: Sender<Event>) {
+    loop {
+        smol::Timer::after(Duration::from_secs(1)).await;
+        if events.send(Event::Clock).await.is_err() {
             return;
         }
     }
