@@ -14,6 +14,7 @@ pub mod config;
 pub mod config_change;
 pub mod ctrl;
 pub mod lease;
+pub mod lease_client;
 pub mod menu;
 pub mod nbd;
 pub mod status;
