@@ -14,7 +14,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
@@ -67,14 +67,8 @@ impl BlockFile {
             .read(true)
             .write(!read_only)
             .open(path)
-            .map_err(|source| BlockFileError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        let size_err = |source| BlockFileError::Size {
-            path: path.to_owned(),
-            source,
-        };
+            .map_err(|source| BlockFileError::Open { path: path.to_owned(), source })?;
+        let size_err = |source| BlockFileError::Size { path: path.to_owned(), source };
         let file_type = file.metadata().map_err(size_err)?.file_type();
         let (kind, size) = if file_type.is_file() {
             (Kind::Regular, file.metadata().map_err(size_err)?.len())
@@ -82,9 +76,7 @@ impl BlockFile {
             let size = (&file).seek(SeekFrom::End(0)).map_err(size_err)?;
             (Kind::BlockDevice, size)
         } else {
-            return Err(BlockFileError::NotFileOrDevice {
-                path: path.to_owned(),
-            });
+            return Err(BlockFileError::NotFileOrDevice { path: path.to_owned() });
         };
         Ok(BlockFile { file, size, kind })
     }
@@ -114,11 +106,7 @@ impl BlockFile {
     /// device cannot do it the call still succeeds and the data stays.
     pub fn trim(&self, offset: u64, len: u64) -> io::Result<()> {
         let result = match self.kind {
-            Kind::Regular => self.fallocate(
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                offset,
-                len,
-            ),
+            Kind::Regular => self.fallocate(libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len),
             Kind::BlockDevice => self.range_ioctl(BLKDISCARD, offset, len),
         };
         match result {
@@ -137,15 +125,13 @@ impl BlockFile {
             // Regular files: a punched hole reads as zeroes.
             (Kind::Regular, true) => self.fallocate(punch, offset, len),
             // ZERO_RANGE leaves the range allocated (unwritten extents).
-            (Kind::Regular, false) => self.fallocate(
-                libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
-                offset,
-                len,
-            ),
+            (Kind::Regular, false) => {
+                self.fallocate(libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE, offset, len)
+            }
             // Block devices: punching asks the device to unmap and zero.
-            (Kind::BlockDevice, true) => self
-                .fallocate(punch, offset, len)
-                .or_else(|_| self.range_ioctl(BLKZEROOUT, offset, len)),
+            (Kind::BlockDevice, true) => {
+                self.fallocate(punch, offset, len).or_else(|_| self.range_ioctl(BLKZEROOUT, offset, len))
+            }
             // BLKZEROOUT never unmaps (the kernel passes NOUNMAP).
             (Kind::BlockDevice, false) => self.range_ioctl(BLKZEROOUT, offset, len),
         };
@@ -158,9 +144,7 @@ impl BlockFile {
     fn write_zeroes_slowly(&self, mut offset: u64, len: u64) -> io::Result<()> {
         let end = offset.saturating_add(len);
         while offset < end {
-            let n = usize::try_from(end - offset)
-                .unwrap_or(usize::MAX)
-                .min(ZEROES.len());
+            let n = usize::try_from(end - offset).unwrap_or(usize::MAX).min(ZEROES.len());
             self.write_at(&ZEROES[..n], offset)?;
             offset += n as u64;
         }
@@ -173,11 +157,7 @@ impl BlockFile {
         // SAFETY: fallocate takes no pointers; the fd is open for the life
         // of `self.file`.
         let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), mode, offset, len) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
     }
 
     fn range_ioctl(&self, request: libc::Ioctl, offset: u64, len: u64) -> io::Result<()> {
@@ -187,11 +167,15 @@ impl BlockFile {
         // initialised for the whole call; the fd is open for the life of
         // `self.file`.
         let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), request, range.as_ptr()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    }
+}
+
+/// The open file, for splicing its pages into a socket
+/// (`crate::splice`).
+impl AsFd for BlockFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
@@ -203,10 +187,7 @@ fn einval() -> io::Error {
 /// here" (as opposed to an I/O failure): unsupported operation, unaligned
 /// range for a device ioctl, or an ioctl the device does not know.
 fn is_unsupported(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::ENOTTY | libc::ENODEV)
-    )
+    matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::ENOTTY | libc::ENODEV))
 }
 
 #[cfg(test)]
@@ -270,8 +251,7 @@ mod tests {
         assert_eq!(read(&bf, 10, 100_000), vec![0; 100_000]);
         assert_eq!(read(&bf, 100_010, 1), vec![0x77]);
         let before = std::fs::metadata(&path).expect("stat").blocks();
-        bf.write_zeroes(200_000, 300_000, false)
-            .expect("zero, no hole");
+        bf.write_zeroes(200_000, 300_000, false).expect("zero, no hole");
         assert_eq!(read(&bf, 200_000, 300_000), vec![0; 300_000]);
         assert_eq!(read(&bf, 500_000, 1), vec![0x77]);
         let after = std::fs::metadata(&path).expect("stat").blocks();
@@ -284,13 +264,7 @@ mod tests {
     #[test]
     fn directories_and_missing_paths_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(
-            BlockFile::open(dir.path(), true),
-            Err(BlockFileError::NotFileOrDevice { .. })
-        ));
-        assert!(matches!(
-            BlockFile::open(&dir.path().join("missing"), true),
-            Err(BlockFileError::Open { .. })
-        ));
+        assert!(matches!(BlockFile::open(dir.path(), true), Err(BlockFileError::NotFileOrDevice { .. })));
+        assert!(matches!(BlockFile::open(&dir.path().join("missing"), true), Err(BlockFileError::Open { .. })));
     }
 }

@@ -11,5 +11,6 @@ pub mod lease_store;
 pub mod netif;
 pub mod random;
 pub mod slots;
+pub mod splice;
 pub mod statedisk;
 pub mod system;
