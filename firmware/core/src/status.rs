@@ -66,6 +66,8 @@ pub struct StatusReport {
     pub isus: Vec<IsuStatus>,
     /// ISU: the control channel to the head, in words.
     pub head_link: Option<String>,
+    /// A node without a static address: its lease, in words.
+    pub lease: Option<String>,
     /// Problems the administrator should see, newest last.
     pub alerts: Vec<String>,
 }
@@ -101,6 +103,9 @@ impl StatusReport {
         let _ = writeln!(out, "state dir: {}", self.state_dir);
         let _ = writeln!(out, "node key: {}", self.key_fingerprint);
         let _ = writeln!(out, "uptime: {}s", self.uptime_secs);
+        if let Some(lease) = &self.lease {
+            let _ = writeln!(out, "lease: {lease}");
+        }
         if let Some(link) = &self.head_link {
             let _ = writeln!(out, "head link: {link}");
         }
@@ -149,6 +154,7 @@ mod tests {
                 reported: None,
             }],
             head_link: Some("connected to 10.77.0.1:7780".into()),
+            lease: None,
             alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
         }
     }

@@ -56,6 +56,9 @@ pub struct Keys {
     pub adopted: Vec<[u8; 32]>,
     /// ISU: the pinned head key, if any. Head: unused.
     pub pinned_head: Option<[u8; 32]>,
+    /// ISU: the head's control address, once known (boot parameter or
+    /// lease). Head: unused.
+    pub head: Option<SocketAddr>,
 }
 
 /// How a connection task reaches the event loop.
@@ -116,9 +119,12 @@ pub async fn listen(listener: TcpListener, handle: LoopHandle, executor: &'stati
 }
 
 /// ISU: keeps one connection to the head open, reconnecting after a pause.
-pub async fn connect_forever(head: SocketAddr, handle: LoopHandle) {
+/// The head's address comes from the loop at every attempt, since a lease
+/// can move it.
+pub async fn connect_forever(handle: LoopHandle) {
     loop {
-        if let Some(keys) = handle.fetch_keys().await {
+        let Some(keys) = handle.fetch_keys().await else { return };
+        if let Some(head) = keys.head {
             match TcpStream::connect(head).await {
                 Ok(stream) => match opie_sys::random::bytes::<16>() {
                     Ok(nonce) => {
@@ -139,8 +145,6 @@ pub async fn connect_forever(head: SocketAddr, handle: LoopHandle) {
                     handle.tell(CtrlEvent::Down { public_key: None, peer: head, reason }).await;
                 }
             }
-        } else {
-            return;
         }
         Timer::after(RETRY).await;
     }

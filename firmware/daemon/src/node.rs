@@ -20,7 +20,8 @@ use opie_proto::ctrl::{IsuState, Message, StatusReport as IsuReport};
 use opie_sys::slots::SlotStore;
 use smol::channel::Sender;
 
-use crate::ctrl_link::{CtrlEvent, Keys};
+use crate::ctrl_link::{CTRL_PORT, CtrlEvent, Keys};
+use crate::lease_link::LeaseUpdate;
 use crate::settings::Settings;
 
 /// Kind tag of the ISU's pinned-head record.
@@ -34,6 +35,8 @@ pub enum Event {
     /// A control connection wants the current keys.
     Keys(Sender<Keys>),
     Ctrl(CtrlEvent),
+    /// The storage-net lease client's news.
+    Lease(LeaseUpdate),
     /// Periodic work: ISU status reports.
     Tick,
     /// Once a second: deadlines of config changes.
@@ -71,6 +74,8 @@ pub struct Node {
     store: Option<SlotStore>,
     registry: Registry,
     pinned_head: Option<[u8; 32]>,
+    /// ISU: where the head's control channel is, when known.
+    head: Option<SocketAddr>,
     links: HashMap<[u8; 32], Link>,
     /// The running config and changes to it from the console.
     settings: Settings,
@@ -84,6 +89,7 @@ impl Node {
         serial: String,
         state_dir: Option<&std::path::Path>,
         settings: Settings,
+        head: Option<SocketAddr>,
     ) -> Node {
         let role = report.role;
         let store = state_dir.map(|dir| match role {
@@ -99,6 +105,7 @@ impl Node {
             store,
             registry: Registry::default(),
             pinned_head: None,
+            head,
             links: HashMap::new(),
             settings,
         };
@@ -148,9 +155,11 @@ impl Node {
                     serial: self.serial.clone(),
                     adopted: self.registry.adopted_keys(),
                     pinned_head: self.pinned_head,
+                    head: self.head,
                 });
             }
             Event::Ctrl(event) => self.on_ctrl(event),
+            Event::Lease(update) => self.on_lease(update),
             Event::Tick => self.report_to_head(),
             Event::Clock => {
                 if self.settings.tick(&mut self.report) {
@@ -249,6 +258,21 @@ impl Node {
             }
         }
         self.refresh_isus();
+    }
+
+    fn on_lease(&mut self, update: LeaseUpdate) {
+        match update {
+            LeaseUpdate::Bound { addr, server } => {
+                self.report.storage_addr = Some(addr);
+                self.report.lease = Some(format!("{addr} from {server}"));
+                // The lease server is the active head: report to it.
+                self.head = Some(SocketAddr::from((server, CTRL_PORT)));
+            }
+            LeaseUpdate::Searching(words) => {
+                self.report.storage_addr = None;
+                self.report.lease = Some(words);
+            }
+        }
     }
 
     fn on_message(&mut self, public_key: [u8; 32], message: Message) {

@@ -32,6 +32,7 @@ use smol::prelude::*;
 use thiserror::Error;
 
 use crate::ctrl_link::{self, CTRL_PORT, LoopHandle};
+use crate::lease_link::{self, LEASE_MAGIC};
 use crate::node::{Event, Flow, Node};
 use crate::settings::Settings;
 use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
@@ -168,12 +169,19 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let ctrl = match config.role {
         Role::Head => Some(Ctrl::Listen(args.ctrl_listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], CTRL_PORT))))),
-        Role::Isu => args
-            .ctrl_head
-            .or_else(|| default_head(&boot, &config).map(|ip| SocketAddr::from((ip, CTRL_PORT))))
-            .map(Ctrl::Connect),
+        Role::Isu => Some(Ctrl::Connect),
         Role::Unconfigured => None,
     };
+    // Where the head is before any lease says so: the command line, the
+    // boot parameter, or the default .1 of a static storage subnet.
+    let head = args.ctrl_head.or_else(|| default_head(&boot, &config).map(|ip| SocketAddr::from((ip, CTRL_PORT))));
+    // An ISU without a static address leases one (DESIGN §3). Only on the
+    // appliance: on a host the storage interface is not ours to address.
+    let leases = args.appliance && config.role == Role::Isu && config.storage.static_addr.is_none();
+    let lease_client = leases.then(|| {
+        let store = persist.then(|| SlotStore::new(&state_dir, "lease", LEASE_MAGIC));
+        (config.storage.iface.clone(), config.hostname.clone(), serial.clone(), store)
+    });
     let report = StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         role: config.role,
@@ -187,13 +195,15 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         uptime_secs: 0,
         isus: Vec::new(),
         head_link: (config.role == Role::Isu).then(|| "not connected yet".to_string()),
+        lease: lease_client.as_ref().map(|_| "looking for a lease server".to_string()),
         alerts,
     };
     let store = persist.then(|| SlotStore::new(&state_dir, "config", CONFIG_MAGIC));
     let window = Duration::from_secs(args.confirm_window_secs);
     let settings = Settings::new(config, generation, store, args.appliance, window);
-    let node = Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings);
-    smol::block_on(event_loop(node, &socket, ctrl))?;
+    let node =
+        Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings, head);
+    smol::block_on(event_loop(node, &socket, ctrl, lease_client))?;
     Ok(())
 }
 
@@ -348,8 +358,8 @@ fn alert(alerts: &mut Vec<String>, message: String) {
 enum Ctrl {
     /// Head: accept ISU connections here.
     Listen(SocketAddr),
-    /// ISU: keep a connection to the head here.
-    Connect(SocketAddr),
+    /// ISU: keep a connection to the head (whose address the node knows).
+    Connect,
 }
 
 /// Interval of the ISU's status reports to its head.
@@ -359,7 +369,15 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the node: spawns the tasks that feed events and applies them, in
 /// order, to the one [`Node`].
-async fn event_loop(mut node: Node, socket: &Path, ctrl: Option<Ctrl>) -> Result<(), SupervisorError> {
+/// The lease client's interface, host name, serial and remembered-lease store.
+type LeaseClientArgs = (String, String, String, Option<SlotStore>);
+
+async fn event_loop(
+    mut node: Node,
+    socket: &Path,
+    ctrl: Option<Ctrl>,
+    lease_client: Option<LeaseClientArgs>,
+) -> Result<(), SupervisorError> {
     let (events, inbox) = smol::channel::bounded::<Event>(256);
     let listener = bind_socket(socket)?;
     let signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
@@ -375,12 +393,15 @@ async fn event_loop(mut node: Node, socket: &Path, ctrl: Option<Ctrl>) -> Result
             info!("control channel listening on {addr}");
             executor.spawn(ctrl_link::listen(listener, handle, executor)).detach();
         }
-        Some(Ctrl::Connect(head)) => {
-            info!("control channel: reporting to head at {head}");
-            executor.spawn(ctrl_link::connect_forever(head, handle)).detach();
+        Some(Ctrl::Connect) => {
+            executor.spawn(ctrl_link::connect_forever(handle)).detach();
             executor.spawn(ticks(events.clone())).detach();
         }
         None => {}
+    }
+    if let Some((iface, hostname, serial, store)) = lease_client {
+        info!("storage net {iface}: no static address, leasing one");
+        executor.spawn(lease_link::run(iface, hostname, serial, store, events.clone())).detach();
     }
     let result = executor
         .run(async {

@@ -116,3 +116,44 @@ mod tests {
         assert!(err.to_string().contains("opienosuch0"), "{err}");
     }
 }
+
+/// The interface's hardware (MAC) address, from sysfs.
+pub fn mac_address(iface: &str) -> Result<[u8; 6], NetifError> {
+    let path = format!("/sys/class/net/{iface}/address");
+    let text = std::fs::read_to_string(&path).map_err(|source| NetifError::Ioctl {
+        op: "read MAC address",
+        iface: iface.into(),
+        source,
+    })?;
+    parse_mac(text.trim()).ok_or_else(|| NetifError::BadName(format!("{iface}: MAC address {:?}", text.trim())))
+}
+
+/// Removes the interface's IPv4 address (the lease is gone).
+pub fn clear_ipv4(iface: &str) -> Result<(), NetifError> {
+    let sock = control_socket().map_err(|source| NetifError::Ioctl { op: "socket", iface: iface.into(), source })?;
+    let mut req = ifreq_for(iface)?;
+    // Setting 0.0.0.0 deletes the primary address (what `ifconfig IF 0` does).
+    req.ifr_ifru.ifru_addr = sockaddr_in(Ipv4Addr::UNSPECIFIED);
+    ioctl(&sock, libc::SIOCSIFADDR, &mut req, "SIOCSIFADDR", iface)
+}
+
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+#[cfg(test)]
+mod mac_tests {
+    #[test]
+    fn parses_sysfs_mac_text() {
+        assert_eq!(super::parse_mac("52:54:00:12:34:5f"), Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f]));
+        assert_eq!(super::parse_mac("52:54:00:12:34"), None);
+        assert_eq!(super::parse_mac("52:54:00:12:34:5f:00"), None);
+        assert_eq!(super::parse_mac("zz:54:00:12:34:5f"), None);
+        assert!(super::mac_address("lo").is_ok());
+    }
+}
