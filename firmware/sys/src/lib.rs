@@ -6,6 +6,7 @@
 //! `opie-core`.
 
 pub mod blockfile;
+pub mod host;
 pub mod lease_socket;
 pub mod lease_store;
 pub mod netif;
@@ -13,4 +14,5 @@ pub mod random;
 pub mod slots;
 pub mod splice;
 pub mod statedisk;
+pub mod storage_driver;
 pub mod system;
