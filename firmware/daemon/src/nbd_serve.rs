@@ -7,8 +7,11 @@
 //! the buffering that batches replies.
 //!
 //! Threads and memory: each client gets one thread and fixed buffers (a
-//! [`READ_BUF`] input buffer, an [`OUT_BUF`] reply buffer and a [`CHUNK`]
-//! data buffer). Requests up to 32 MiB are carried through the data buffer
+//! [`READ_BUF`] input buffer, an [`OUT_BUF`] reply buffer, a [`CHUNK`]
+//! data buffer and a [`PIPE`] splice pipe that holds page-cache references
+//! rather than copies). Reads larger than [`SMALL_READ`] go from the page
+//! cache to the socket by splice, the file read completing before the
+//! reply header is sent so a read error is still reported as an error. Requests up to 32 MiB are carried through the data buffer
 //! a chunk at a time, so a client sending maximum-size requests costs the
 //! same memory as one sending 4 KiB ones, and at most `--max-clients`
 //! clients are served at once: RSS is bounded.
@@ -34,6 +37,7 @@ use opie_proto::nbd::{
     parse_client_flags,
 };
 use opie_sys::blockfile::{BlockFile, BlockFileError};
+use opie_sys::splice::{SplicePipe, send_more};
 use thiserror::Error;
 
 use crate::logging;
@@ -49,6 +53,8 @@ const SMALL_READ: usize = 64 * 1024;
 /// Data buffer per client: larger reads and writes move through it a
 /// chunk at a time.
 const CHUNK: usize = 1024 * 1024;
+/// Splice pipe per client for larger reads (page references, not copies).
+const PIPE: usize = 1024 * 1024;
 /// A client must finish negotiating within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client that stops reading its replies for this long is dropped.
@@ -281,6 +287,7 @@ fn negotiate(wire: &mut Wire, exports: &Exports) -> Result<Option<(Arc<BlockFile
 /// Serves requests until the client disconnects.
 fn transmit(wire: &mut Wire, file: &BlockFile, t: Transmission) -> Result<(), SessionError> {
     let mut chunk = vec![0u8; CHUNK];
+    wire.pipe = SplicePipe::new(PIPE).inspect_err(|e| log::warn!("no splice pipe ({e}); reads will copy")).ok();
     loop {
         if wire.buffered() < REQUEST_LEN {
             // No further request is waiting: send the batched replies now.
@@ -376,6 +383,19 @@ fn read_reply(
         }
         return Ok(());
     }
+    if let Some(mut pipe) = wire.pipe.take() {
+        match pipe.fill_from(file, offset, len) {
+            Ok(first) => {
+                splice_reply(wire, &mut pipe, file, &ok, offset, len, first)?;
+                wire.pipe = Some(pipe);
+                return Ok(());
+            }
+            // The pipe's contents are unknown now, and splice may not work
+            // for this file at all: this client continues with copies,
+            // which also report the error properly.
+            Err(e) => log::debug!("splice read failed ({e}); copying from now on"),
+        }
+    }
     let first = len.min(CHUNK);
     if let Err(e) = file.read_at(&mut chunk[..first], offset) {
         return Ok(wire.reply_error(handle, errno_for_os_error(e.raw_os_error()))?);
@@ -386,6 +406,30 @@ fn read_reply(
         let n = (len - done).min(CHUNK);
         file.read_at(&mut chunk[..n], offset + done as u64).map_err(SessionError::ReadMidReply)?;
         wire.sock.write_all(&chunk[..n])?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Sends a read reply whose first `first` bytes are already in `pipe`;
+/// the rest is spliced after them.
+fn splice_reply(
+    wire: &mut Wire,
+    pipe: &mut SplicePipe,
+    file: &BlockFile,
+    header: &[u8],
+    offset: u64,
+    len: usize,
+    first: usize,
+) -> Result<(), SessionError> {
+    wire.queue(header);
+    send_more(&wire.sock, &wire.out)?;
+    wire.out.clear();
+    pipe.drain_to(&wire.sock, first, first < len)?;
+    let mut done = first;
+    while done < len {
+        let n = pipe.fill_from(file, offset + done as u64, len - done).map_err(SessionError::ReadMidReply)?;
+        pipe.drain_to(&wire.sock, n, done + n < len)?;
         done += n;
     }
     Ok(())
@@ -402,6 +446,9 @@ struct Wire {
     /// a clean end (between messages) from a client vanishing mid-message.
     partial: bool,
     out: Vec<u8>,
+    /// Present once transmission starts, unless no pipe could be made or
+    /// splicing failed; large reads then copy through the data buffer.
+    pipe: Option<SplicePipe>,
 }
 
 impl Wire {
@@ -413,6 +460,7 @@ impl Wire {
             rend: 0,
             partial: false,
             out: Vec::with_capacity(OUT_BUF),
+            pipe: None,
         }
     }
 
