@@ -267,7 +267,13 @@ fn full_pool_survives_a_crash_and_clients_keep_their_addresses() {
     let b = lab.udhcpc(1, &once).expect("second client");
     assert_ne!(a, b);
     lab.crash_server();
+    // A torn write at the crash: half a record of garbage at the tail.
+    let log = lab.state_dir().join("lease.log");
+    let mut bytes = fs::read(&log).expect("lease log");
+    bytes.extend_from_slice(&[0x4f; 20]);
+    fs::write(&log, bytes).expect("tear the log");
     lab.start_server("10.77.0.100-10.77.0.101", &[]);
+    assert!(lab.log_text().contains("dropped 20 bytes"), "damage not reported:\n{}", lab.log_text());
     assert_eq!(lab.udhcpc(2, &once), None, "a third MAC got an address from a full pool after restart");
     let c = lab.counters();
     assert_eq!(c["offers"], 0);
