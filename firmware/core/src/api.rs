@@ -47,10 +47,16 @@ pub enum Response {
     /// The request was refused; the text says why, for the admin.
     Refused(String),
     /// Answer to [`Request::Config`].
-    Config { config: Config, generation: u64 },
+    Config {
+        config: Config,
+        generation: u64,
+    },
     /// Answer to [`Request::ApplyConfig`]: persisted as `generation`;
     /// `confirm_within_secs` is set when it must be confirmed in time.
-    Applied { generation: u64, confirm_within_secs: Option<u64> },
+    Applied {
+        generation: u64,
+        confirm_within_secs: Option<u64>,
+    },
 }
 
 /// Encodes a payload with postcard.

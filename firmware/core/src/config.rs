@@ -179,7 +179,13 @@ impl HeadNet {
     pub fn new(subnet: Ipv4Cidr) -> Self {
         let subnet = Ipv4Cidr { addr: subnet.network(), prefix: subnet.prefix };
         let (pool_start, pool_end) = default_pool(subnet);
-        HeadNet { lan_iface: DEFAULT_LAN_IFACE.to_string(), lan: LanAddr::Dhcp, storage_subnet: subnet, pool_start, pool_end }
+        HeadNet {
+            lan_iface: DEFAULT_LAN_IFACE.to_string(),
+            lan: LanAddr::Dhcp,
+            storage_subnet: subnet,
+            pool_start,
+            pool_end,
+        }
     }
 
     /// Whether `addr` lies in the lease pool.
@@ -398,10 +404,10 @@ impl Config {
             (Some(_), role) => return Err(ConfigError::HeadNetForbidden(role)),
             (None, _) => {}
         }
-        if let Some(hash) = &self.admin_password {
-            if hash.iterations < MIN_PASSWORD_ITERATIONS {
-                return Err(ConfigError::WeakPasswordHash(hash.iterations));
-            }
+        if let Some(hash) = &self.admin_password
+            && hash.iterations < MIN_PASSWORD_ITERATIONS
+        {
+            return Err(ConfigError::WeakPasswordHash(hash.iterations));
         }
         Ok(())
     }
@@ -445,10 +451,10 @@ fn validate_head(head: &HeadNet, storage_addr: Option<Ipv4Cidr>) -> Result<(), C
     validate_iface(&head.lan_iface)?;
     validate_lan(head.lan)?;
     let subnet = validate_subnet(head.storage_subnet)?;
-    if let LanAddr::Static { addr, .. } = head.lan {
-        if addr.contains(subnet.network()) || subnet.contains(addr.network()) {
-            return Err(ConfigError::SubnetsOverlap { lan: Ipv4Cidr { addr: addr.network(), ..addr }, storage: subnet });
-        }
+    if let LanAddr::Static { addr, .. } = head.lan
+        && (addr.contains(subnet.network()) || subnet.contains(addr.network()))
+    {
+        return Err(ConfigError::SubnetsOverlap { lan: Ipv4Cidr { addr: addr.network(), ..addr }, storage: subnet });
     }
     let own = storage_addr.ok_or(ConfigError::HeadNeedsStorageAddr)?;
     if own.prefix != subnet.prefix || !subnet.contains(own.addr) {
@@ -698,7 +704,11 @@ mod tests {
             (
                 "pool holds head 2",
                 |c| c.head.as_mut().expect("h").pool_start = ip("10.77.0.2"),
-                Some(ConfigError::PoolHoldsHead { start: ip("10.77.0.2"), end: ip("10.77.0.199"), head: ip("10.77.0.2") }),
+                Some(ConfigError::PoolHoldsHead {
+                    start: ip("10.77.0.2"),
+                    end: ip("10.77.0.199"),
+                    head: ip("10.77.0.2"),
+                }),
             ),
             (
                 "pool holds own custom address",

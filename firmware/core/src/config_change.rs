@@ -32,7 +32,9 @@ pub enum ChangeError {
     #[error("a config cannot set the role back to unconfigured")]
     Unconfigure,
     /// An earlier network change still waits for its confirmation.
-    #[error("the network change of generation {0} still waits for its confirmation; confirm it or let it roll back first")]
+    #[error(
+        "the network change of generation {0} still waits for its confirmation; confirm it or let it roll back first"
+    )]
     AwaitingConfirmation(u64),
     /// A confirmation for a change that is not waiting (rolled back, or
     /// never needed one).
@@ -174,7 +176,8 @@ mod tests {
     fn unconfirmed_network_change_rolls_back_to_the_previous_config() {
         let mut ch = changes(head());
         let mut new = head();
-        new.head.as_mut().expect("head").lan = LanAddr::Static { addr: "192.168.1.9/24".parse().expect("cidr"), gateway: None };
+        new.head.as_mut().expect("head").lan =
+            LanAddr::Static { addr: "192.168.1.9/24".parse().expect("cidr"), gateway: None };
         assert_eq!(ch.check(&new), Ok(true));
         let deadline = ch.applied(new.clone(), 4, 5 * S).expect("needs confirmation");
         // Another change waits until this one is settled.

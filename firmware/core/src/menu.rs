@@ -187,7 +187,10 @@ pub fn pages(text: &str, size: TermSize) -> Vec<String> {
 /// `text` cut to fit in `cols - 1` columns (the last column makes some
 /// terminals wrap), in plain ASCII.
 fn cut(text: &str, cols: u16) -> String {
-    text.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).take(usize::from(cols) - 1).collect()
+    text.chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+        .take(usize::from(cols) - 1)
+        .collect()
 }
 
 #[cfg(test)]
@@ -210,6 +213,7 @@ mod tests {
             uptime_secs: 5,
             isus: Vec::new(),
             head_link: None,
+            lease: None,
             alerts: Vec::new(),
         }
     }

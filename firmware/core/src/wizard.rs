@@ -284,11 +284,11 @@ impl Wizard {
             }
             Step::Subnet => {
                 let subnet = validate_subnet(answer.parse()?)?;
-                if let (Some(true), Some(lan)) = (a.lan_static, a.lan_addr) {
-                    if lan.contains(subnet.network()) || subnet.contains(lan.network()) {
-                        let lan = Ipv4Cidr { addr: lan.network(), prefix: lan.prefix };
-                        return Err(ConfigError::SubnetsOverlap { lan, storage: subnet }.into());
-                    }
+                if let (Some(true), Some(lan)) = (a.lan_static, a.lan_addr)
+                    && (lan.contains(subnet.network()) || subnet.contains(lan.network()))
+                {
+                    let lan = Ipv4Cidr { addr: lan.network(), prefix: lan.prefix };
+                    return Err(ConfigError::SubnetsOverlap { lan, storage: subnet }.into());
                 }
                 if a.pool.is_some_and(|(s, e)| validate_pool(subnet, s, e, nth_host(subnet, 1)).is_err()) {
                     a.pool = None;
@@ -398,7 +398,8 @@ impl Wizard {
                     (Some(true), None) => return Err(WizardError::Required("the LAN address")),
                     _ => LanAddr::Dhcp,
                 };
-                let lan_iface = config.head.as_ref().map_or_else(|| HeadNet::new(subnet).lan_iface, |h| h.lan_iface.clone());
+                let lan_iface =
+                    config.head.as_ref().map_or_else(|| HeadNet::new(subnet).lan_iface, |h| h.lan_iface.clone());
                 config.head = Some(HeadNet { lan_iface, lan, storage_subnet: subnet, pool_start, pool_end });
                 let own = nth_host(subnet, a.head_number.unwrap_or(1));
                 config.storage.static_addr = Some(Ipv4Cidr { addr: own, prefix: subnet.prefix });
@@ -480,7 +481,10 @@ impl Wizard {
                 vec!["This ISU's storage address with prefix length, such as 10.77.0.11/24.".into()]
             }
             Step::Password => vec![
-                format!("The admin password for this console and the web page, {} characters", crate::config::MIN_PASSWORD_LEN),
+                format!(
+                    "The admin password for this console and the web page, {} characters",
+                    crate::config::MIN_PASSWORD_LEN
+                ),
                 "or more. It is not shown as you type.".into(),
             ],
             Step::PasswordAgain => vec!["Type the same password again.".into()],
@@ -521,9 +525,9 @@ impl Wizard {
         let subnet = a.subnet.unwrap_or(DEFAULT_STORAGE_SUBNET);
         match self.step {
             Step::Role => Some(a.role.map_or("isu", Role::as_str).to_string()),
-            Step::Hostname => Some(a.hostname.clone().unwrap_or_else(|| {
-                format!("opie-{}", a.role.map_or("node", Role::as_str))
-            })),
+            Step::Hostname => {
+                Some(a.hostname.clone().unwrap_or_else(|| format!("opie-{}", a.role.map_or("node", Role::as_str))))
+            }
             Step::LanMode => Some(if a.lan_static == Some(true) { "static" } else { "dhcp" }.into()),
             Step::LanAddr => a.lan_addr.map(|c| c.to_string()),
             Step::Gateway => match (a.gateway, a.lan_addr) {
@@ -580,7 +584,7 @@ impl Wizard {
         let password = if self.mode == Mode::Network { "unchanged" } else { "set (not shown)" };
         lines.push(format!("  Admin password:   {password}"));
         lines.push(String::new());
-        lines.push("Network changes must be confirmed within 60 seconds or they are undone.".into());
+        lines.push("A network change must be confirmed after saving, or it is undone.".into());
         lines
     }
 }
@@ -757,7 +761,10 @@ mod tests {
         assert!(w.secret());
         let reply = w.input("long enuff");
         let text = screen(&reply);
-        assert!(text.contains("the two passwords differ") && text.ends_with("New admin password (b = back): "), "{text}");
+        assert!(
+            text.contains("the two passwords differ") && text.ends_with("New admin password (b = back): "),
+            "{text}"
+        );
         feed(&mut w, &["long enough", "long enough"]);
         assert!(!w.secret());
         let summary = w.screen();
@@ -940,5 +947,4 @@ mod tests {
             }
         }
     }
-
 }

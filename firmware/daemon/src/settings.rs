@@ -81,7 +81,7 @@ impl Settings {
         if deadline.is_none() {
             self.restart_if_new_role();
         }
-        let confirm_within_secs = deadline.map(|d| d.saturating_sub(self.now()).as_secs());
+        let confirm_within_secs = deadline.map(|d| d.saturating_sub(self.now()).as_millis().div_ceil(1000) as u64);
         Response::Applied { generation, confirm_within_secs }
     }
 

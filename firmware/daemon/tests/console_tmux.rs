@@ -1,0 +1,305 @@
+//! `opie console` on a pseudo-terminal (tmux, 80x24) against a real
+//! supervisor on a temporary state dir: the first-boot wizard with wrong
+//! answers at every step, confirmation and rollback of network changes,
+//! the menu (Ctrl-C, ISU list, bad choices, network and password re-runs),
+//! and the saved config surviving a supervisor restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const OPIE: &str = env!("CARGO_BIN_EXE_opie");
+/// How long one screen may take to appear (hashing a password included).
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new() -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("cmdline"), "console=ttyS0 quiet\n").expect("write cmdline");
+        Node { dir }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("supervisor.sock")
+    }
+
+    fn start(&self, confirm_window_secs: u64) -> Supervisor {
+        let _ = std::fs::remove_file(self.socket());
+        let child = Command::new(OPIE)
+            .arg("supervisor")
+            .arg("--cmdline")
+            .arg(self.dir.path().join("cmdline"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(["--ctrl-listen", "127.0.0.1:0", "--confirm-window-secs", &confirm_window_secs.to_string()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supervisor");
+        let sup = Supervisor { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.socket().exists() {
+            assert!(Instant::now() < deadline, "supervisor did not open its socket");
+            sleep(Duration::from_millis(20));
+        }
+        sup
+    }
+
+    fn status(&self) -> String {
+        let out = Command::new(OPIE)
+            .args(["status", "--socket", self.socket().to_str().expect("utf-8 path")])
+            .output()
+            .expect("run opie status");
+        assert!(out.status.success(), "opie status failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 status")
+    }
+}
+
+/// A running supervisor; killed if a test fails before stopping it.
+struct Supervisor {
+    child: Option<Child>,
+}
+
+impl Supervisor {
+    fn stop(mut self) -> Output {
+        let child = self.child.take().expect("running");
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+        child.wait_with_output().expect("wait")
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `opie console` in its own tmux server, on an 80x24 pane.
+struct Console {
+    server: String,
+}
+
+impl Console {
+    fn start(socket: &Path) -> Console {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let server = format!("opie-console-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let command = format!("{OPIE} console --socket {}", socket.display());
+        let console = Console { server };
+        let status = console
+            .tmux()
+            .args(["new-session", "-d", "-x", "80", "-y", "24", &command])
+            .status()
+            .expect("tmux is needed for this test (tools/install-deps installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        console
+    }
+
+    fn tmux(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.server, "-f", "/dev/null"]);
+        cmd
+    }
+
+    /// Everything the pane showed, scrollback included.
+    fn history(&self) -> String {
+        let out = self.tmux().args(["capture-pane", "-p", "-J", "-S", "-"]).output().expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The visible 80x24 screen.
+    fn screen(&self) -> String {
+        let out = self.tmux().args(["capture-pane", "-p"]).output().expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        assert!(self.tmux().arg("send-keys").args(keys).status().expect("send-keys").success());
+    }
+
+    /// Waits until `needle` has been shown `count` times.
+    fn wait_count(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        loop {
+            let history = self.history();
+            if history.matches(needle).count() >= count {
+                return history;
+            }
+            assert!(Instant::now() < deadline, "{needle:?} did not appear (x{count}); the pane shows:\n{history}");
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for `needle` to appear (once more than it has so far is not
+    /// needed: use [`ask`](Self::ask) for answers).
+    fn expect(&self, needle: &str) -> String {
+        self.wait_count(needle, 1)
+    }
+
+    /// Types `line` and Enter, then waits for `needle` to be shown once
+    /// more than before.
+    fn ask(&self, line: &str, needle: &str) -> String {
+        let before = self.history().matches(needle).count();
+        if !line.is_empty() {
+            self.keys(&["-l", "--", line]);
+        }
+        self.keys(&["Enter"]);
+        self.wait_count(needle, before + 1)
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.tmux().arg("kill-server").status();
+    }
+}
+
+fn line<'a>(status: &'a str, key: &str) -> &'a str {
+    status.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} line in:\n{status}"))
+}
+
+#[test]
+fn first_boot_wizard_with_wrong_inputs_then_menu_and_restart() {
+    let node = Node::new();
+    let sup = node.start(60);
+    let c = Console::start(&node.socket());
+    c.expect("Role: head or isu [isu]: ");
+    c.ask("nas", "Error: \"nas\" is not one of the choices: type head or isu");
+    c.ask("b", "Error: this is the first step");
+    c.ask("head", "step 2 - hostname");
+    c.ask("-bad", "Error: hostname \"-bad\" must be");
+    c.ask("head-1", "step 3 - LAN address");
+    c.ask("wifi", "type dhcp or static");
+    c.ask("static", "LAN address (b = back): ");
+    c.ask("192.168.1.10", "Error: \"192.168.1.10\" is not an IPv4 address with prefix");
+    c.ask("192.168.1.0/24", "Error: 192.168.1.0/24 is the network or broadcast address");
+    c.ask("192.168.1.10/24", "Gateway (b = back) [192.168.1.1]: ");
+    c.ask("10.0.0.1", "Error: gateway 10.0.0.1 is outside the LAN subnet 192.168.1.0/24");
+    c.ask("192.168.1.10", "Error: gateway 192.168.1.10 is this head's own LAN address");
+    c.ask("192.168.1.254", "step 6 - storage subnet");
+    c.ask("10.77.0.5/24", "Error: 10.77.0.5/24 is not a network address: the subnet is 10.77.0.0/24");
+    c.ask("192.168.0.0/16", "overlaps the storage subnet");
+    c.ask("", "step 7 - lease pool");
+    c.ask("10.77.0.1-10.77.0.50", "contains 10.77.0.1, a head's storage address");
+    c.ask("10.77.0.100-10.77.1.5", "Error: pool address 10.77.1.5 is outside the storage subnet");
+    c.ask("10.77.0.90-10.77.0.80", "Error: pool start 10.77.0.90 is after its end 10.77.0.80");
+    // Back keeps the subnet answer, and forward again keeps it too.
+    c.ask("b", "Storage subnet (b = back) [10.77.0.0/24]: ");
+    c.ask("", "Lease pool (b = back) [10.77.0.100-10.77.0.199]: ");
+    c.ask("10.77.0.20-10.77.0.80", "step 8 - active head");
+    c.ask("3", "Error: \"3\" is not one of the choices: type 1 or 2");
+    c.ask("1", "step 9 - admin password");
+    c.ask("", "Error: an answer is needed here: there is no default password");
+    c.ask("short", "Error: the password must have at least 8 characters");
+    c.ask("s3cret-pw", "Admin password again (b = back): ");
+    c.ask("s3cret-px", "Error: the two passwords differ");
+    c.ask("s3cret-pw", "Admin password again (b = back): ");
+    let summary = c.ask("s3cret-pw", "Save these settings (b = back) [yes]: ");
+    assert!(!summary.contains("s3cret"), "a password was echoed:\n{summary}");
+    for want in [
+        "LAN:              192.168.1.10/24, gateway 192.168.1.254",
+        "Lease pool:       10.77.0.20 - 10.77.0.80",
+        "This head:        head 1 (active at first start), 10.77.0.1/24",
+    ] {
+        assert!(summary.contains(want), "summary lacks {want:?}:\n{summary}");
+    }
+    c.ask("maybe", "type yes to save, or b to go back");
+    c.ask("yes", "Type yes within");
+    c.ask("no", "Only yes keeps them.");
+    c.ask("yes", "Confirmed: network settings of generation 1 kept.");
+    c.expect("Opie | head-1 | head | LAN 192.168.1.10/24 | storage 10.77.0.1/24 | no alerts");
+    c.expect("Choice (number or name): ");
+
+    // Ctrl-C at the menu does not end the console.
+    c.keys(&["C-c"]);
+    sleep(Duration::from_millis(300));
+    c.ask("2", "No ISUs known yet: none has said hello to this head.");
+    c.ask("", "Choice (number or name): ");
+    c.ask("9", "Error: \"9\" is not a menu choice");
+    c.ask("reboot", "Reboot this node now? Type yes to confirm: ");
+    c.ask("no", "Not rebooting.");
+    let status = c.ask("status", "Press Enter to return to the menu.");
+    assert!(status.contains("config: stored, generation 1"), "{status}");
+    let screen = c.screen();
+    assert!(screen.lines().count() <= 24 && screen.lines().all(|l| l.len() <= 80), "{screen}");
+    c.ask("", "Choice (number or name): ");
+
+    let first = node.status();
+    assert_eq!(line(&first, "role:"), "role: head");
+    assert_eq!(line(&first, "hostname:"), "hostname: head-1");
+    assert_eq!(line(&first, "config:"), "config: stored, generation 1");
+    assert_eq!(line(&first, "storage net:"), "storage net: eth0 10.77.0.1/24");
+    // The password is stored hashed, never in clear.
+    let slot = std::fs::read(node.dir.path().join("state/config.a")).expect("config slot");
+    assert!(!slot.windows(9).any(|w| w == b"s3cret-pw"), "password stored in clear");
+
+    let out = sup.stop();
+    assert!(out.status.success(), "supervisor exit: {:?}", out.status);
+    let sup = node.start(60);
+    let second = node.status();
+    assert_eq!(line(&second, "role:"), "role: head");
+    assert_eq!(line(&second, "hostname:"), "hostname: head-1");
+    assert_eq!(line(&second, "config:"), "config: stored, generation 1");
+    sup.stop();
+}
+
+#[test]
+fn unconfirmed_network_change_rolls_back_and_the_menu_edits_settings() {
+    let node = Node::new();
+    let sup = node.start(3);
+    let c = Console::start(&node.socket());
+    c.expect("Role: head or isu [isu]: ");
+    c.ask("isu", "Hostname (b = back) [opie-isu]: ");
+    c.ask("isu-5", "Storage address: leased or static (b = back) [leased]: ");
+    c.ask("static", "Storage address (b = back): ");
+    c.ask("10.77.0.15/33", "Error: \"10.77.0.15/33\" is not an IPv4 address with prefix");
+    c.ask("10.77.0.2/24", "Error: 10.77.0.2 is a head's address");
+    c.ask("10.77.0.15/31", "Error: prefix /31 is outside /8../30");
+    c.ask("10.77.0.15/24", "New admin password (b = back): ");
+    c.ask("isu-password", "Admin password again (b = back): ");
+    c.ask("isu-password", "Storage address:  10.77.0.15/24");
+    c.ask("", "Type yes within");
+    // Nobody confirms: the supervisor restores factory state and the
+    // wizard starts again.
+    c.expect("Not confirmed in time: the previous settings are being restored.");
+    c.wait_count("Role: head or isu [isu]: ", 2);
+    let status = node.status();
+    assert_eq!(line(&status, "role:"), "role: unconfigured");
+    assert_eq!(line(&status, "config:"), "config: stored, generation 2");
+    assert!(status.contains("alert: network change not confirmed"), "{status}");
+
+    // A leased ISU changes no network: saved without confirmation.
+    c.ask("isu", "Hostname (b = back) [opie-isu]: ");
+    c.ask("isu-5", "[leased]: ");
+    c.ask("", "New admin password (b = back): ");
+    c.ask("isu-password", "Admin password again (b = back): ");
+    c.ask("isu-password", "Storage address:  leased from the active head");
+    c.ask("yes", "Saved (settings generation 3).");
+    c.expect("Opie | isu-5 | isu | storage leased | 1 ALERT");
+    c.ask("isus", "This node is isu: ISUs are listed on the heads.");
+    c.ask("", "Choice (number or name): ");
+
+    // Network settings: b on the first step cancels.
+    c.ask("3", "== Opie network settings: step 1 - storage address ==");
+    c.ask("b", "Cancelled; nothing changed.");
+    // Password reset: twice, with a mismatch first.
+    c.ask("password", "== Opie admin password: step 1 - admin password ==");
+    c.ask("new-password", "Admin password again (b = back): ");
+    c.ask("other-password", "Error: the two passwords differ");
+    c.ask("new-password", "Admin password again (b = back): ");
+    c.ask("new-password", "Saved (settings generation 4).");
+    let status = node.status();
+    assert_eq!(line(&status, "role:"), "role: isu");
+    assert_eq!(line(&status, "hostname:"), "hostname: isu-5");
+    assert_eq!(line(&status, "config:"), "config: stored, generation 4");
+    sup.stop();
+}
