@@ -14,6 +14,7 @@ mod local;
 mod logging;
 mod nbd_serve;
 mod settings;
+mod storage;
 mod node;
 mod supervisor;
 
@@ -55,6 +56,8 @@ enum Command {
     NbdServe(nbd_serve::Args),
     /// Serve storage-net leases (DHCP format) from address pools.
     LeaseServe(lease_serve::Args),
+    /// A head's RAID groups: create-group, assemble, status.
+    Storage(storage::Args),
     /// Print the firmware version.
     Version,
 }
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
             .map_err(Into::into),
         Some(Command::NbdServe(args)) => nbd_serve::run(args).map_err(Into::into),
         Some(Command::LeaseServe(args)) => lease_serve::run(args).map_err(Into::into),
+        Some(Command::Storage(args)) => storage::run(args),
         Some(Command::Version) => {
             println!("opie {}", env!("CARGO_PKG_VERSION"));
             Ok(())

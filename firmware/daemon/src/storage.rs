@@ -1,0 +1,179 @@
+//! `opie storage ...`: a head's RAID groups by hand (DESIGN §6, §10).
+//!
+//! Wiring only: `opie_core::storage::plan` decides, `opie_sys::storage_driver`
+//! runs the steps through `opie_sys::host::RealHost`. Each step and its
+//! duration is printed and logged.
+//!
+//! - `create-group --name G DEV...`: first set-up of group G (RAID5 with an
+//!   internal bitmap, LVM, 64-bit ext4 mounted acl,user_xattr at /srv/G);
+//!   re-running it resumes an interrupted set-up and changes nothing on a
+//!   group that is up. Refuses, naming the disk, any member that holds
+//!   another cluster's or group's data or any other signature.
+//! - `assemble --name G DEV...`: start-up: assemble with all members or all
+//!   but one (degraded), activate, mount (the journal replays); never
+//!   creates anything.
+//! - `status`: arrays from /proc/mdstat with their names and progress,
+//!   data volumes and where they are mounted.
+
+use std::time::Instant;
+
+use opie_core::storage::mdadm::MemberRole;
+use opie_core::storage::names::{ClusterName, GroupName};
+use opie_core::storage::plan::{GroupSpec, Mode, Step};
+use opie_sys::host::{Host, RealHost};
+use opie_sys::storage_driver::bring_up;
+
+use crate::logging;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: StorageCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum StorageCommand {
+    /// First set-up of a RAID5 group over blank member devices (resumes an
+    /// interrupted set-up; does nothing when the group is already up).
+    CreateGroup(GroupArgs),
+    /// Start an existing group: assemble (all members, or all but one),
+    /// activate its volumes and mount its filesystem.
+    Assemble(GroupArgs),
+    /// Show arrays, data volumes and mounts.
+    Status,
+}
+
+#[derive(Debug, clap::Args)]
+struct GroupArgs {
+    /// The group's name (md name, VG opie_<name>, ext4 label).
+    #[arg(long)]
+    name: String,
+    /// The cluster's name: the md homehost of the group's array.
+    #[arg(long, default_value = "opie")]
+    cluster: String,
+    /// The md device node to use.
+    #[arg(long, default_value = "/dev/md0")]
+    md: String,
+    /// Percent of the volume group kept free for backup snapshots.
+    #[arg(long, default_value_t = opie_core::storage::plan::DEFAULT_RESERVE_PERCENT)]
+    reserve: u8,
+    /// Where to mount the data volume [default: /srv/<name>].
+    #[arg(long)]
+    mount_point: Option<String>,
+    /// Member devices, in order (for a head: its /dev/nbdX).
+    #[arg(required = true)]
+    members: Vec<String>,
+}
+
+fn spec(a: GroupArgs) -> Result<GroupSpec, Box<dyn std::error::Error>> {
+    let mut s = GroupSpec::new(ClusterName::new(&a.cluster)?, GroupName::new(&a.name)?, &a.md, a.members);
+    s.reserve_percent = a.reserve;
+    if let Some(m) = a.mount_point {
+        s.mount_point = m;
+    }
+    Ok(s)
+}
+
+fn bring(args: GroupArgs, mode: Mode) -> Result<(), Box<dyn std::error::Error>> {
+    logging::init("opie-storage");
+    let spec = spec(args)?;
+    let verb = if mode == Mode::Create { "create-group" } else { "assemble" };
+    let t0 = Instant::now();
+    let mut host = RealHost::default();
+    let mut n = 0;
+    let mut step_start = Instant::now();
+    let result = bring_up(&mut host, &spec, mode, &mut |step: &Step| {
+        n += 1;
+        step_start = Instant::now();
+        println!("step {n}: {}", step.describe());
+        log::info!("storage {verb} {}: step {n}: {}", spec.group, step.describe());
+    });
+    match result {
+        Ok(ran) => {
+            for (i, r) in ran.iter().enumerate() {
+                log::info!("storage {verb} {}: step {} took {:.2} s", spec.group, i + 1, r.took.as_secs_f64());
+                println!("  step {} took {:.2} s", i + 1, r.took.as_secs_f64());
+            }
+            let what = if ran.is_empty() { "already up" } else { "up" };
+            println!(
+                "group {} {what}: {} mounted at {} ({} steps, {:.1} s)",
+                spec.group,
+                spec.group.lv_path(),
+                spec.mount_point,
+                ran.len(),
+                t0.elapsed().as_secs_f64()
+            );
+            log::info!("storage {verb} {}: {what} after {:.1} s", spec.group, t0.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Err(e) => {
+            log::error!("storage {verb} {}: {e}", spec.group);
+            Err(e.into())
+        }
+    }
+}
+
+fn status() -> Result<(), Box<dyn std::error::Error>> {
+    let mut host = RealHost::default();
+    let stat = host.mdstat()?;
+    if stat.arrays.is_empty() {
+        println!("no arrays running");
+    }
+    for a in &stat.arrays {
+        let dev = format!("/dev/{}", a.name);
+        let state = if !a.active {
+            "inactive".to_string()
+        } else if a.degraded() {
+            "degraded".to_string()
+        } else {
+            "clean".to_string()
+        };
+        let progress = a
+            .progress
+            .as_ref()
+            .map(|p| match p.percent {
+                Some(pct) => format!(", {} {pct:.1}%", p.operation),
+                None => format!(", {} waiting", p.operation),
+            })
+            .unwrap_or_default();
+        let detail = if a.active { host.detail(&dev)? } else { None };
+        let name = detail.as_ref().map(|d| d.name.to_string()).unwrap_or_else(|| "?".into());
+        let (want, have) = a.devices.unwrap_or((0, 0));
+        println!("{dev}: {name} {} {state}{progress}, {have}/{want} members", a.level.as_deref().unwrap_or("-"));
+        if let Some(d) = &detail {
+            for m in &d.members {
+                let role = match &m.role {
+                    MemberRole::Active(n) => format!("slot {n}"),
+                    MemberRole::Spare => "spare".into(),
+                    MemberRole::Faulty => "faulty".into(),
+                    MemberRole::Other(o) => o.clone(),
+                };
+                println!("  {} {role}", m.device);
+            }
+        }
+    }
+    if stat.arrays.iter().any(|a| a.active) {
+        let mounts = host.mounts()?;
+        for lv in host.lvs()? {
+            let mounted = mounts
+                .iter()
+                .find(|m| m.source == lv.path || m.source == format!("/dev/mapper/{}-{}", lv.vg.replace('-', "--"), lv.name.replace('-', "--")))
+                .map(|m| format!("mounted at {}", m.target))
+                .unwrap_or_else(|| "not mounted".into());
+            let state = if lv.active() { "active" } else { "inactive" };
+            println!("{}: {} MiB, {state}, {mounted}", lv.path, lv.size / (1024 * 1024));
+        }
+        for vg in host.vgs()? {
+            println!("{}: {} of {} extents free (snapshot reserve)", vg.name, vg.free_count, vg.extent_count);
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    match args.command {
+        StorageCommand::CreateGroup(a) => bring(a, Mode::Create),
+        StorageCommand::Assemble(a) => bring(a, Mode::Start),
+        StorageCommand::Status => status(),
+    }
+}
