@@ -57,7 +57,7 @@ check-layering:
 	@tools/check-layering
 
 test-qemu: qemu-image
-	tests/qemu/run --image $(BUILD)/qemu
+	tests/qemu/all --image $(BUILD)/qemu
 
 bench: deps firmware
 	@for b in bench/*/run; do echo "== $$b"; $$b || exit 1; done

@@ -106,7 +106,7 @@ class Node:
 class Cluster:
     def __init__(self, heads=1, isus=2, client=False, image=None, run_dir=None, mem=512,
                  data_disks=1, data_disk_mib=128, state_disk_mib=16, web_port=None,
-                 log_dir=None, extra_cmdline=None):
+                 log_dir=None, extra_cmdline=None, leased_isus=False):
         if heads < 0 or isus < 0 or heads + isus + bool(client) == 0:
             raise ClusterError("a cluster needs at least one node")
         if heads > 2 or isus > 88:
@@ -128,6 +128,8 @@ class Cluster:
         self.state_disk_mib = state_disk_mib
         self.web_port = web_port if web_port is not None else free_port()
         self.extra_cmdline = extra_cmdline or {}
+        # ISUs without opie.storage_addr lease their address from the head.
+        self.leased_isus = leased_isus
         self.nodes = {}
         for i in range(heads):
             n = Node(f"head{i + 1}", "head", i, f"{STORAGE_NET}.{i + 1}")
@@ -197,12 +199,15 @@ class Cluster:
                 raise ClusterError(f"vde_switch for {net} did not create {sock}")
             time.sleep(0.05)
 
-    def _disk(self, path, mib):
-        with open(path, "wb") as f:
-            f.truncate(mib * 1024 * 1024)
+    def _disk(self, path, mib, fresh=True):
+        if fresh or not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.truncate(mib * 1024 * 1024)
         return path
 
-    def _start_node(self, node):
+    def _start_node(self, node, fresh=True):
+        """Start a node's QEMU. `fresh` creates its disks and logs; a
+        restart keeps both (a reboot with the same hardware)."""
         r = self.run_dir
         node.console_log = os.path.join(r, f"{node.name}.console.log")
         node.shell_log = os.path.join(r, f"{node.name}.shell.log")
@@ -210,14 +215,16 @@ class Cluster:
         node.ttyS0 = os.path.join(self.sock_dir, f"{node.name}.ttyS0.sock")
         node.ttyS1 = os.path.join(self.sock_dir, f"{node.name}.ttyS1.sock")
         node.qmp = os.path.join(self.sock_dir, f"{node.name}.qmp")
-        for f in (node.console_log, node.shell_log):
-            open(f, "wb").close()
+        if fresh:
+            for f in (node.console_log, node.shell_log):
+                open(f, "wb").close()
         if node.role == "client":
             cmd = ["console=ttyS0", "rdinit=/usr/libexec/opie-test/client-init",
                    f"opietest.ip=eth0:{LAN_NET}.100/24"]
         else:
-            cmd = ["console=ttyS0", f"opie.role={node.role}", f"opie.hostname={node.name}",
-                   "opie.state=/dev/vda", f"opie.storage_addr={node.storage_ip}/24"]
+            cmd = ["console=ttyS0", f"opie.role={node.role}", f"opie.hostname={node.name}", "opie.state=/dev/vda"]
+            if not (node.role == "isu" and self.leased_isus):
+                cmd.append(f"opie.storage_addr={node.storage_ip}/24")
             if node.name == "head1":
                 cmd.append(f"opietest.hostfwd_mac={HOSTFWD_MAC}")
         extra = self.extra_cmdline.get(node.name, "")
@@ -235,10 +242,10 @@ class Cluster:
         # Disks: PCI slots 0x8.. in order, so the state disk is /dev/vda.
         disks = []
         if node.role != "client":
-            disks.append(self._disk(os.path.join(r, f"{node.name}-state.img"), self.state_disk_mib))
+            disks.append(self._disk(os.path.join(r, f"{node.name}-state.img"), self.state_disk_mib, fresh))
         if node.role == "isu":
             for d in range(self.data_disks):
-                disks.append(self._disk(os.path.join(r, f"{node.name}-data{d}.img"), self.data_disk_mib))
+                disks.append(self._disk(os.path.join(r, f"{node.name}-data{d}.img"), self.data_disk_mib, fresh))
         node.disks = disks
         for i, path in enumerate(disks):
             argv += ["-drive", f"if=none,id=d{i},file={path},format=raw,cache=unsafe",
@@ -573,6 +580,20 @@ class Cluster:
         except subprocess.TimeoutExpired:
             n.proc.kill()
             n.proc.wait()
+
+    def restart(self, name):
+        """Power a stopped or killed node on again with the same disks, MACs
+        and command line; its logs go on growing (use `mark` first)."""
+        n = self.node(name)
+        if n.proc and n.proc.poll() is None:
+            raise ClusterError(f"{name} is still running: stop or kill it first")
+        if n._shell:
+            n._shell.close()
+            n._shell = None
+        n._shell_buf = b""
+        self._start_node(n, fresh=False)
+        n.expected_down = False
+        self._write_state()
 
     def describe(self):
         """How to reach each console and the web page (for people)."""

@@ -22,6 +22,7 @@ use opie_proto::lease::MAX_LEN;
 use opie_proto::lease_log::Mac;
 use opie_sys::lease_socket::{self, LeaseSocketError};
 use opie_sys::lease_store::{LeaseStore, LeaseStoreError};
+use smol::channel::Receiver;
 use smol::prelude::*;
 use smol::{Async, Timer};
 use thiserror::Error;
@@ -128,9 +129,39 @@ pub fn run(args: Args) -> Result<(), LeaseServeError> {
     cfg.dns = args.dns;
     cfg.offer_timeout = args.offer_timeout;
     cfg.quarantine = args.quarantine;
-    cfg.validate()?;
+    let service = open(cfg, &args.iface, &args.state_dir)?;
+    let (control, requests) = smol::channel::bounded(4);
+    smol::block_on(async {
+        let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Usr1])?;
+        let forward = async {
+            while let Some(Ok(signal)) = signals.next().await {
+                let request = if signal == Signal::Usr1 { Control::PrintCounters } else { Control::Stop };
+                if control.send(request).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        serve(service, requests).or(forward).await
+    })
+}
 
-    let opened = LeaseStore::open(&args.state_dir)?;
+/// A lease server ready to serve: the core with its log loaded and
+/// compacted, the log, and the socket.
+#[derive(Debug)]
+pub struct Service {
+    server: LeaseServer,
+    store: LeaseStore,
+    socket: UdpSocket,
+    live: u64,
+}
+
+/// Loads the lease log from `state_dir`, compacts it and opens port 67 on
+/// `iface`. The head's supervisor and `opie lease-serve` both start here.
+pub fn open(cfg: Config, iface: &str, state_dir: &std::path::Path) -> Result<Service, LeaseServeError> {
+    cfg.validate()?;
+    let server_ip = cfg.server_ip;
+    let opened = LeaseStore::open(state_dir)?;
     let mut store = opened.store;
     let server = LeaseServer::new(cfg, &opened.entries, wall_clock())?;
     // Start from a compact, damage-free log.
@@ -138,30 +169,35 @@ pub fn run(args: Args) -> Result<(), LeaseServeError> {
     store.compact(&snapshot)?;
     log::info!(
         "lease log {}: {} entries loaded, {} kept after compaction",
-        args.state_dir.display(),
+        state_dir.display(),
         opened.entries.len(),
         snapshot.len()
     );
-    let socket = lease_socket::open(&args.iface, 67)?;
-    log::info!("serving leases on {} as {}", args.iface, args.server_ip);
-    smol::block_on(serve(server, store, socket, snapshot.len() as u64))
+    let socket = lease_socket::open(iface, 67)?;
+    log::info!("serving leases on {iface} as {server_ip}");
+    Ok(Service { server, store, socket, live: snapshot.len() as u64 })
+}
+
+/// What the owner of a running server may ask of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Log every counter.
+    PrintCounters,
+    /// Log the counters and return.
+    Stop,
 }
 
 /// What woke the loop.
 enum Wake {
     Readable,
     Timer,
-    Signal(Option<Signal>),
+    Control(Option<Control>),
 }
 
-async fn serve(
-    mut server: LeaseServer,
-    mut store: LeaseStore,
-    socket: UdpSocket,
-    mut live: u64,
-) -> Result<(), LeaseServeError> {
+/// Serves until told to stop (or the control channel closes).
+pub async fn serve(service: Service, control: Receiver<Control>) -> Result<(), LeaseServeError> {
+    let Service { mut server, mut store, socket, mut live } = service;
     let socket = Async::new(socket)?;
-    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Usr1])?;
     let mut buf = vec![0u8; MAX_LEN + 1];
     let mut actions = Vec::new();
     let mut send_errors = 0u64;
@@ -175,12 +211,12 @@ async fn serve(
                 timer.await;
                 Ok(Wake::Timer)
             })
-            .or(async { Ok(Wake::Signal(signals.next().await.and_then(Result::ok))) })
+            .or(async { Ok(Wake::Control(control.recv().await.ok())) })
             .await?;
         match wake {
             Wake::Timer => server.poll(wall_clock()),
-            Wake::Signal(Some(Signal::Usr1)) => print_counters(server.counters(), send_errors),
-            Wake::Signal(_) => {
+            Wake::Control(Some(Control::PrintCounters)) => print_counters(server.counters(), send_errors),
+            Wake::Control(_) => {
                 print_counters(server.counters(), send_errors);
                 return Ok(());
             }

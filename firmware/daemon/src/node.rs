@@ -37,6 +37,8 @@ pub enum Event {
     Ctrl(CtrlEvent),
     /// The storage-net lease client's news.
     Lease(LeaseUpdate),
+    /// A task hit a problem the administrator must see.
+    Alert(String),
     /// Periodic work: ISU status reports.
     Tick,
     /// Once a second: deadlines of config changes.
@@ -160,6 +162,7 @@ impl Node {
             }
             Event::Ctrl(event) => self.on_ctrl(event),
             Event::Lease(update) => self.on_lease(update),
+            Event::Alert(message) => self.alert(message),
             Event::Tick => self.report_to_head(),
             Event::Clock => {
                 if self.settings.tick(&mut self.report) {

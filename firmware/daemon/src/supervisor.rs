@@ -18,6 +18,7 @@ use std::time::Duration;
 use log::{error, info, warn};
 use opie_core::api::{REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
 use opie_core::boot::{BootParams, ConfigSource, choose_config, default_head};
+use opie_core::lease::{Config as LeaseConfig, PoolRange};
 use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, Role};
 use opie_core::config_change::CONFIRM_WINDOW;
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
@@ -33,6 +34,7 @@ use thiserror::Error;
 
 use crate::ctrl_link::{self, CTRL_PORT, LoopHandle};
 use crate::lease_link::{self, LEASE_MAGIC};
+use crate::lease_serve;
 use crate::node::{Event, Flow, Node};
 use crate::settings::Settings;
 use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
@@ -178,6 +180,26 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // An ISU without a static address leases one (DESIGN §3). Only on the
     // appliance: on a host the storage interface is not ours to address.
     let leases = args.appliance && config.role == Role::Isu && config.storage.static_addr.is_none();
+    // The head serves storage-net leases from its pool (DESIGN §3), with
+    // its lease log on the state disk; without a durable log it serves none.
+    let lease_server = match (args.appliance, &config.head, config.storage.static_addr) {
+        (true, Some(net), Some(addr)) if persist => {
+            let mut cfg = LeaseConfig::new(addr.addr, vec![PoolRange { start: net.pool_start, end: net.pool_end }]);
+            cfg.subnet_mask = addr.netmask();
+            match lease_serve::open(cfg, &config.storage.iface, &state_dir) {
+                Ok(service) => Some(service),
+                Err(e) => {
+                    alert(&mut alerts, format!("lease server not started: {e}"));
+                    None
+                }
+            }
+        }
+        (true, Some(_), _) => {
+            alert(&mut alerts, "lease server not started: it needs a static storage address and a usable state disk".into());
+            None
+        }
+        _ => None,
+    };
     let lease_client = leases.then(|| {
         let store = persist.then(|| SlotStore::new(&state_dir, "lease", LEASE_MAGIC));
         (config.storage.iface.clone(), config.hostname.clone(), serial.clone(), store)
@@ -203,7 +225,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::new(config, generation, store, args.appliance, window);
     let node =
         Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings, head);
-    smol::block_on(event_loop(node, &socket, ctrl, lease_client))?;
+    smol::block_on(event_loop(node, &socket, ctrl, lease_client, lease_server))?;
     Ok(())
 }
 
@@ -377,6 +399,7 @@ async fn event_loop(
     socket: &Path,
     ctrl: Option<Ctrl>,
     lease_client: Option<LeaseClientArgs>,
+    lease_server: Option<lease_serve::Service>,
 ) -> Result<(), SupervisorError> {
     let (events, inbox) = smol::channel::bounded::<Event>(256);
     let listener = bind_socket(socket)?;
@@ -398,6 +421,19 @@ async fn event_loop(
             executor.spawn(ticks(events.clone())).detach();
         }
         None => {}
+    }
+    if let Some(service) = lease_server {
+        let events = events.clone();
+        executor
+            .spawn(async move {
+                // The sender stays in this task: the server runs as long as
+                // the supervisor does.
+                let (_keep, control) = smol::channel::bounded(1);
+                if let Err(e) = lease_serve::serve(service, control).await {
+                    let _ = events.send(Event::Alert(format!("lease server stopped: {e}"))).await;
+                }
+            })
+            .detach();
     }
     if let Some((iface, hostname, serial, store)) = lease_client {
         info!("storage net {iface}: no static address, leasing one");
