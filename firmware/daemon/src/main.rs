@@ -12,6 +12,7 @@ mod lease_link;
 mod lease_serve;
 mod local;
 mod logging;
+mod nbd_fence;
 mod nbd_serve;
 mod settings;
 mod storage;

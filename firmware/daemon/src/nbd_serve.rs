@@ -33,14 +33,16 @@ use opie_core::nbd::{
     errno_for_os_error,
 };
 use opie_proto::nbd::{
-    CLIENT_FLAGS_LEN, NbdError, OPTION_HEADER_LEN, OptionHeader, REQUEST_LEN, Request, SIMPLE_REPLY_LEN, SimpleReply,
-    parse_client_flags,
+    CLIENT_FLAGS_LEN, NbdError, OPTION_HEADER_LEN, OptionHeader, OptionReply, REQUEST_LEN, Request, SIMPLE_REPLY_LEN,
+    SimpleReply, errno, opt, parse_client_flags, rep,
 };
 use opie_sys::blockfile::{BlockFile, BlockFileError};
+use opie_sys::fence_store::FenceStoreError;
 use opie_sys::splice::{SplicePipe, send_more};
 use thiserror::Error;
 
 use crate::logging;
+use crate::nbd_fence::{Admitted, Fencing, Session};
 
 /// Input buffer per client: many pipelined request headers (and small
 /// write payloads) arrive in one read.
@@ -76,6 +78,15 @@ pub struct Args {
     /// Most clients served at once; further connections are closed at once.
     #[arg(long, default_value_t = 64)]
     max_clients: usize,
+    /// Fencing key: 64 hex digits or 32 raw bytes (DESIGN §5). With a key,
+    /// export names must carry a signed epoch claim
+    /// (`NAME@epoch=E;head=H;mac=HEX`, see `opie_proto::fence`); older
+    /// epochs are refused, and a newer one drops their connections.
+    #[arg(long, value_name = "FILE", requires = "state_dir")]
+    fence_key_file: Option<PathBuf>,
+    /// Directory holding the highest granted epoch (two-slot record).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 fn parse_export(spec: &str) -> Result<(String, PathBuf), String> {
@@ -106,6 +117,9 @@ pub enum NbdServeError {
     /// The bound address cannot be printed.
     #[error("cannot report the listening address: {0}")]
     Report(io::Error),
+    /// The fencing key or the granted epoch cannot be read.
+    #[error(transparent)]
+    Fence(#[from] FenceStoreError),
 }
 
 /// Why one client's session ended early (logged, never fatal to the server).
@@ -131,19 +145,24 @@ enum SessionError {
 struct Exports {
     by_name: Vec<(String, Arc<BlockFile>)>,
     read_only: bool,
+    fence: Fencing,
 }
 
 impl Catalog for Exports {
-    type Export = Arc<BlockFile>;
+    type Export = (Arc<BlockFile>, Admitted);
 
-    fn lookup(&self, name: &str) -> Lookup<Arc<BlockFile>> {
+    fn lookup(&self, name: &str) -> Lookup<Self::Export> {
+        let (name, admitted) = match self.fence.check(name) {
+            Ok(checked) => checked,
+            Err(reason) => return Lookup::Refused { reason },
+        };
         let found = match (name, self.by_name.as_slice()) {
             ("", [(_, only)]) => Some(only),
             _ => self.by_name.iter().find(|(n, _)| n == name).map(|(_, file)| file),
         };
         match found {
             Some(file) => Lookup::Found {
-                export: Arc::clone(file),
+                export: (Arc::clone(file), admitted),
                 info: ExportInfo { size: file.size(), read_only: self.read_only, shared_cache: true },
             },
             None => Lookup::Unknown,
@@ -168,7 +187,11 @@ pub fn run(args: Args) -> Result<(), NbdServeError> {
         log::info!("export {name:?}: {} ({} bytes)", path.display(), file.size());
         by_name.push((name, Arc::new(file)));
     }
-    let exports = Arc::new(Exports { by_name, read_only: args.read_only });
+    let fence = match (&args.fence_key_file, &args.state_dir) {
+        (Some(key), Some(dir)) => Fencing::open(key, dir)?,
+        _ => Fencing::off(),
+    };
+    let exports = Arc::new(Exports { by_name, read_only: args.read_only, fence });
     let listener =
         TcpListener::bind(args.listen).map_err(|source| NbdServeError::Bind { addr: args.listen, source })?;
     let bound = listener.local_addr().map_err(NbdServeError::Report)?;
@@ -223,16 +246,19 @@ fn serve_client(stream: TcpStream, exports: &Exports) -> Result<(), SessionError
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut wire = Wire::new(stream);
-    let Some((file, info)) = negotiate(&mut wire, exports)? else {
+    let Some((file, info, session)) = negotiate(&mut wire, exports)? else {
         return Ok(());
     };
     wire.sock.set_read_timeout(None)?;
-    transmit(&mut wire, &file, Transmission::new(info))
+    transmit(&mut wire, &file, Transmission::new(info), &session)
 }
 
 /// Runs the handshake; returns the chosen export, or `None` when the
 /// client ended negotiation without one.
-fn negotiate(wire: &mut Wire, exports: &Exports) -> Result<Option<(Arc<BlockFile>, ExportInfo)>, SessionError> {
+fn negotiate<'e>(
+    wire: &mut Wire,
+    exports: &'e Exports,
+) -> Result<Option<(Arc<BlockFile>, ExportInfo, Session<'e>)>, SessionError> {
     let mut hs = Handshake::new();
     wire.queue(&hs.greeting().emit());
     wire.flush()?;
@@ -270,9 +296,24 @@ fn negotiate(wire: &mut Wire, exports: &Exports) -> Result<Option<(Arc<BlockFile
                     reply.emit(&mut out);
                     wire.queue(&out);
                 }
-                Action::Transmit { export, info } => {
+                Action::Transmit { export: (file, admitted), info } => {
+                    // Fencing: a newer epoch is persisted (and older
+                    // connections dropped) before the queued GO ack leaves.
+                    let session = match exports.fence.enter(admitted, &wire.sock) {
+                        Ok(session) => session,
+                        Err(reason) => {
+                            wire.out.clear();
+                            if header.option == opt::GO {
+                                out.clear();
+                                OptionReply::error(opt::GO, rep::ERR_POLICY, reason).emit(&mut out);
+                                wire.queue(&out);
+                            }
+                            wire.flush()?;
+                            return Ok(None);
+                        }
+                    };
                     wire.flush()?;
-                    return Ok(Some((export, info)));
+                    return Ok(Some((file, info, session)));
                 }
                 Action::Close => {
                     wire.flush()?;
@@ -285,7 +326,7 @@ fn negotiate(wire: &mut Wire, exports: &Exports) -> Result<Option<(Arc<BlockFile
 }
 
 /// Serves requests until the client disconnects.
-fn transmit(wire: &mut Wire, file: &BlockFile, t: Transmission) -> Result<(), SessionError> {
+fn transmit(wire: &mut Wire, file: &BlockFile, t: Transmission, session: &Session<'_>) -> Result<(), SessionError> {
     let mut chunk = vec![0u8; CHUNK];
     wire.pipe = SplicePipe::new(PIPE).inspect_err(|e| log::warn!("no splice pipe ({e}); reads will copy")).ok();
     loop {
@@ -302,6 +343,13 @@ fn transmit(wire: &mut Wire, file: &BlockFile, t: Transmission) -> Result<(), Se
         }
         let request = Request::parse(&raw)?;
         let handle = request.handle;
+        // Held while the request runs: a newer epoch cannot be granted
+        // under it, and once granted this connection runs nothing more.
+        let Some(_hold) = session.hold() else {
+            wire.reply_error(handle, errno::ESHUTDOWN)?;
+            wire.flush()?;
+            return Err(io::Error::other("superseded by a newer epoch").into());
+        };
         match t.decide(&request) {
             Decision::Run(Command::Read { offset, len }) => {
                 read_reply(wire, file, &mut chunk, handle, offset, len as usize)?;

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ctrl;
+pub mod fence;
 pub mod lease;
 pub mod lease_log;
 pub mod nbd;

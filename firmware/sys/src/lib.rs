@@ -6,9 +6,11 @@
 //! `opie-core`.
 
 pub mod blockfile;
+pub mod fence_store;
 pub mod host;
 pub mod lease_socket;
 pub mod lease_store;
+pub mod nbd_netlink;
 pub mod netif;
 pub mod random;
 pub mod slots;
