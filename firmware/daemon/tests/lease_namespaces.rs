@@ -132,6 +132,25 @@ impl Lab {
             .collect()
     }
 
+    /// Where [`Lab::configuring_script`] records udhcpc's events.
+    fn events(&self) -> PathBuf {
+        self.dir.path().join("events")
+    }
+
+    /// A udhcpc script that configures the address it is given (so udhcpc
+    /// can renew and release from it) and records "bound ADDR" or
+    /// "renew ADDR" in [`Lab::events`].
+    fn configuring_script(&self) -> PathBuf {
+        let script = self.dir.path().join("udhcpc.sh");
+        let body = format!(
+            "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr replace \"$ip/24\" dev \"$interface\"; echo \"$1 $ip\" >> {} ;; esac\n",
+            self.events().display()
+        );
+        fs::write(&script, body).expect("script");
+        run(Command::new("chmod").arg("+x").arg(&script));
+        script
+    }
+
     fn client(&self, i: usize) -> (&str, &str) {
         let (ns, iface, _) = &self.clients[i];
         (ns, iface)
@@ -204,8 +223,7 @@ fn udhcpc_gets_a_pool_address() {
     // Asking again (a reboot) gives the same address.
     assert_eq!(lab.udhcpc(0, &["-n", "-t", "5", "-T", "1"]), Some(addr));
     let c = lab.counters();
-    assert_eq!(c["acks"], 2);
-    assert_eq!(c["offers"], 2);
+    assert_eq!((c["offers"], c["acks"]), (2, 2), "{c:?}");
 }
 
 #[test]
@@ -286,23 +304,14 @@ fn full_pool_survives_a_crash_and_clients_keep_their_addresses() {
 }
 
 #[test]
-fn renewal_after_restart_keeps_the_address() {
+fn renewal_after_restart_keeps_the_address_and_release_is_counted() {
     // A long-running udhcpc configures its address; after a server crash and
     // restart, SIGUSR1 makes it renew by unicast from that address.
     let mut lab = Lab::new("rn", 1);
     lab.start_server("10.77.0.100-10.77.0.199", &[]);
     let (ns, iface) = lab.client(0);
-    let script = lab.dir.path().join("udhcpc.sh");
-    let events = lab.dir.path().join("events");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr replace \"$ip/24\" dev \"$interface\"; echo \"$1 $ip\" >> {} ;; esac\n",
-            events.display()
-        ),
-    )
-    .expect("script");
-    run(Command::new("chmod").arg("+x").arg(&script));
+    let script = lab.configuring_script();
+    let events = lab.events();
     let mut child = Command::new("ip")
         .args(["netns", "exec", ns, "udhcpc", "-i", iface, "-f", "-t", "5", "-T", "1", "-s"])
         .arg(&script)
@@ -325,10 +334,17 @@ fn renewal_after_restart_keeps_the_address() {
         assert!(Instant::now() < deadline, "udhcpc never renewed:\n{}", lab.log_text());
         sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(read_events().contains(&format!("renew {addr}")), "renewed a different address: {}", read_events());
     assert_eq!(lab.counters()["acks"], 1, "the renewal was acknowledged by the restarted server");
+    // SIGUSR2 makes udhcpc release its lease.
+    run(Command::new("kill").args(["-USR2", &child.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lab.counters()["releases"] == 0 {
+        assert!(Instant::now() < deadline, "release never arrived");
+        sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]
