@@ -437,6 +437,8 @@ enum Step {
     /// Crash after persisting a select's lease but before its ACK left,
     /// then restart from the log.
     Crash(u8),
+    /// Compaction: the log is replaced by the server's snapshot.
+    Compact,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -450,6 +452,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => m.clone().prop_map(Step::Decline),
         2 => (0u16..200).prop_map(Step::Advance),
         1 => m.clone().prop_map(Step::Crash),
+        1 => Just(Step::Compact),
     ]
 }
 
@@ -487,6 +490,10 @@ proptest! {
                         }));
                     }
                     server = LeaseServer::new(cfg.clone(), &log, now).expect("valid");
+                    continue;
+                }
+                Step::Compact => {
+                    log = server.snapshot();
                     continue;
                 }
                 Step::Discover(c) => discover(mac(c)),
