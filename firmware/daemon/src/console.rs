@@ -55,6 +55,8 @@ struct Terminal {
     lines: Receiver<io::Result<Option<String>>>,
     /// A line was asked for and not yet received (after a time-out).
     outstanding: bool,
+    /// Whether the terminal echoes input (off while a password is typed).
+    echo: bool,
     out: io::Stdout,
 }
 
@@ -72,7 +74,7 @@ impl Terminal {
                 }
             }
         });
-        Terminal { want, lines, outstanding: false, out: io::stdout() }
+        Terminal { want, lines, outstanding: false, echo: true, out: io::stdout() }
     }
 
     /// Reads one line, waiting at most `timeout` when given.
@@ -88,6 +90,10 @@ impl Terminal {
         match got {
             Ok(Ok(Some(line))) => {
                 self.outstanding = false;
+                if !self.echo {
+                    // The Enter that ended the line was not echoed either.
+                    self.print("\n");
+                }
                 Input::Line(line.trim_end_matches(['\r', '\n']).to_string())
             }
             Ok(Ok(None) | Err(_)) | Err(RecvTimeoutError::Disconnected) => Input::Eof,
@@ -103,16 +109,13 @@ impl Terminal {
         }
     }
 
-    /// Reads a line without echoing it (a password).
-    fn secret_line(&mut self) -> Result<String, Hangup> {
-        let echo_off = stty(&["-echo"]).is_some();
-        let line = self.line();
-        if echo_off {
-            stty(&["echo"]);
+    /// Turns the terminal's echo on or off (for passwords). Off takes
+    /// effect before the prompt is shown, so type-ahead is not echoed
+    /// either.
+    fn set_echo(&mut self, on: bool) {
+        if on != self.echo && stty(&[if on { "echo" } else { "-echo" }]).is_some() {
+            self.echo = on;
         }
-        // The Enter that ended the line was not echoed either.
-        self.print("\n");
-        line
     }
 
     fn print(&mut self, text: &str) {
@@ -245,13 +248,24 @@ fn menu_item(args: &Args, term: &mut Terminal, item: Item, config: Option<Config
     }
 }
 
-/// Runs a wizard to its save (or cancel) and hands the result over.
-fn wizard(args: &Args, term: &mut Terminal, mut wizard: Wizard) -> Result<(), Hangup> {
+/// Runs a wizard to its save (or cancel) and hands the result over; the
+/// terminal echoes again afterwards, whatever happened.
+fn wizard(args: &Args, term: &mut Terminal, wizard: Wizard) -> Result<(), Hangup> {
+    let result = run_wizard(args, term, wizard);
+    term.set_echo(true);
+    result
+}
+
+fn run_wizard(args: &Args, term: &mut Terminal, mut wizard: Wizard) -> Result<(), Hangup> {
+    term.set_echo(!wizard.secret());
     term.print(&format!("\n{}", wizard.screen()));
     loop {
-        let line = if wizard.secret() { term.secret_line()? } else { term.line()? };
+        let line = term.line()?;
         match wizard.input(&line) {
-            Reply::Screen(screen) => term.print(&format!("\n{screen}")),
+            Reply::Screen(screen) => {
+                term.set_echo(!wizard.secret());
+                term.print(&format!("\n{screen}"));
+            }
             Reply::Cancelled => {
                 term.print("Cancelled; nothing changed.\n");
                 return Ok(());
@@ -261,8 +275,14 @@ fn wizard(args: &Args, term: &mut Terminal, mut wizard: Wizard) -> Result<(), Ha
                     term.print(&format!("Saved (settings generation {generation}).\n"));
                     return Ok(());
                 }
-                Ok((generation, Some(secs))) => return confirm(args, term, generation, secs),
-                Err(e) => term.print(&format!("\nError: {e}\n{}", wizard.screen())),
+                Ok((generation, Some(secs))) => {
+                    term.set_echo(true);
+                    return confirm(args, term, generation, secs);
+                }
+                Err(e) => {
+                    term.set_echo(!wizard.secret());
+                    term.print(&format!("\nError: {e}\n{}", wizard.screen()));
+                }
             },
         }
     }
