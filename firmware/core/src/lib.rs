@@ -19,6 +19,7 @@ pub mod lease_client;
 pub mod menu;
 pub mod nbd;
 pub mod nbd_client;
+pub mod recovery;
 pub mod status;
 pub mod storage;
 pub mod wizard;
