@@ -21,8 +21,11 @@ APT_PACKAGES := qemu-system-x86 qemu-utils/bookworm vde2 socat busybox-static \
 	udhcpc isc-dhcp-client dhcpcd-base dnsmasq-base kea-admin \
 	shellcheck python3 python3-magic
 
+# What buildroot-external/check needs beyond the packages above.
+IMAGE_CHECK_PACKAGES := rsync python3-flake8 grub-common
+
 .PHONY: help deps firmware qemu-image demo demo-down test test-unit test-qemu \
-	check-layering bench fuzz image clean
+	check-layering bench fuzz image image-check clean
 
 help:
 	@echo "make demo   boot a 3-node Opie cluster in QEMU and show how to reach it"
@@ -93,6 +96,13 @@ image:
 	$(MAKE) -C $(BUILDROOT) O=$(IMAGE_OUT) opie-dirclean
 	$(if $(filter 0,$(shell id -u)),FORCE_UNSAFE_CONFIGURE=1) $(MAKE) -C $(BUILDROOT) O=$(IMAGE_OUT)
 	@echo "boot disk image: $(IMAGE_OUT)/images/disk.img"
+
+# Offline validation of the Buildroot tree against a Buildroot checkout
+# (defconfigs round-trip through savedefconfig, hashes, check-package).
+image-check: firmware
+	@if [ -z "$(BUILDROOT)" ]; then echo "usage: make image-check BUILDROOT=/path/to/buildroot-$(BUILDROOT_TAG)"; exit 2; fi
+	@tools/install-deps $(IMAGE_CHECK_PACKAGES)
+	buildroot-external/check $(BUILDROOT)
 
 clean:
 	cargo clean
