@@ -12,6 +12,7 @@ mod lease_link;
 mod lease_serve;
 mod local;
 mod logging;
+mod nbd_attach;
 mod nbd_fence;
 mod nbd_serve;
 mod settings;
@@ -55,6 +56,10 @@ enum Command {
     Reject(RejectArgs),
     /// Serve files or block devices over NBD (the ISU's block transport).
     NbdServe(nbd_serve::Args),
+    /// Attach an ISU's NBD export to /dev/nbdN (head side, kernel driver).
+    NbdAttach(nbd_attach::AttachArgs),
+    /// Disconnect /dev/nbdN.
+    NbdDetach(nbd_attach::DetachArgs),
     /// Serve storage-net leases (DHCP format) from address pools.
     LeaseServe(lease_serve::Args),
     /// A head's RAID groups: create-group, assemble, status.
@@ -121,6 +126,8 @@ fn main() -> ExitCode {
             .map(|done| println!("{done}"))
             .map_err(Into::into),
         Some(Command::NbdServe(args)) => nbd_serve::run(args).map_err(Into::into),
+        Some(Command::NbdAttach(args)) => nbd_attach::attach(args).map_err(Into::into),
+        Some(Command::NbdDetach(args)) => nbd_attach::detach(args).map_err(Into::into),
         Some(Command::LeaseServe(args)) => lease_serve::run(args).map_err(Into::into),
         Some(Command::Storage(args)) => storage::run(args),
         Some(Command::Version) => {
