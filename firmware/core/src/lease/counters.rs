@@ -1,8 +1,8 @@
 //! Counters of the lease server: what it answered and what it dropped.
 //!
 //! Owns the numbers `opie status` prints; the server increments them, the
-//! daemon copies them out. Every dropped datagram lands in exactly one
-//! `dropped_*` counter.
+//! daemon copies them out. Every datagram lands in exactly one counter
+//! besides `received`: a `dropped_*` one or the outcome it had.
 
 use std::fmt;
 

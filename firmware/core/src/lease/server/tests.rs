@@ -563,3 +563,48 @@ proptest! {
         }
     }
 }
+
+/// A datagram for the no-panic property: random bytes, or a valid client
+/// message with some bytes overwritten.
+fn datagram() -> impl Strategy<Value = Vec<u8>> {
+    let valid = (0u8..4, 0u8..8, proptest::collection::vec((0usize..400, any::<u8>()), 0..6)).prop_map(|(c, kind, edits)| {
+        let p = match kind {
+            0 => discover(mac(c)),
+            1 => select(mac(c), a(100 + c)),
+            2 => init_reboot(mac(c), a(100 + c)),
+            3 => renew(mac(c), a(100 + c)),
+            4 => with_ciaddr(packet(mac(c), MessageType::Release), a(100 + c)),
+            5 => with_requested(packet(mac(c), MessageType::Decline), a(100 + c)),
+            6 => with_ciaddr(packet(mac(c), MessageType::Inform), a(20)),
+            _ => packet(mac(c), MessageType::Ack),
+        };
+        let mut bytes = p.emit();
+        for (at, v) in edits {
+            if let Some(b) = bytes.get_mut(at) {
+                *b = v;
+            }
+        }
+        bytes
+    });
+    prop_oneof![valid, proptest::collection::vec(any::<u8>(), 0..1600)]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_datagrams_and_time_steps_never_panic(
+        inputs in proptest::collection::vec((datagram(), 0u64..100_000), 1..60)
+    ) {
+        let mut server = LeaseServer::new(config(100, 103), &[], T0).expect("valid");
+        let mut now = T0;
+        let mut out = Vec::new();
+        for (bytes, step_ms) in inputs {
+            now += Duration::from_millis(step_ms);
+            server.handle(&bytes, now, &mut out);
+            server.poll(now);
+        }
+        // Every datagram ends in exactly one counter.
+        let c = *server.counters();
+        let outcomes = c.dropped() + c.offers + c.acks + c.naks + c.releases + c.declines + c.informs + c.pool_exhausted;
+        prop_assert_eq!(outcomes, c.received, "{:?}", c);
+    }
+}
