@@ -186,6 +186,10 @@ pub fn export_args(client: &str, path: &str, options: &[String]) -> Vec<String> 
 
 // ---- the real host ---------------------------------------------------------
 
+/// Kernel modules the storage stack needs (RAID5 personality, LVM's
+/// device-mapper).
+pub const MODULES: [&str; 2] = ["raid456", "dm-mod"];
+
 /// Output of a finished program.
 #[derive(Debug)]
 pub struct Output {
@@ -291,6 +295,17 @@ impl RealHost {
         self.run(tool, args, self.long_timeout)
     }
 
+    /// Before the first array: mdadm's run directory, the RAID5 personality
+    /// and device-mapper for LVM (modules on Debian's kernel; modprobe
+    /// succeeds at once for built-ins and loaded modules).
+    fn prepare_md(&self) -> Result<(), HostError> {
+        std::fs::create_dir_all("/run/mdadm").map_err(|source| HostError::Io { path: "/run/mdadm".into(), source })?;
+        for module in MODULES {
+            self.quick("modprobe", &strings(&[module]))?;
+        }
+        Ok(())
+    }
+
     fn report<T>(&self, tool: &str, fields: &str, parse: fn(&str) -> Result<T, ParseError>) -> Result<T, HostError> {
         let args = report_args(fields);
         let text = self.quick(tool, &args)?;
@@ -332,18 +347,23 @@ impl Host for RealHost {
     }
 
     fn mdstat(&mut self) -> Result<Mdstat, HostError> {
-        let text = std::fs::read_to_string("/proc/mdstat")
-            .map_err(|source| HostError::Io { path: "/proc/mdstat".into(), source })?;
+        // The file appears when the md module loads; before that (a head
+        // just booted, Debian's md is a module) no array runs.
+        let text = match std::fs::read_to_string("/proc/mdstat") {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Mdstat::default()),
+            Err(source) => return Err(HostError::Io { path: "/proc/mdstat".into(), source }),
+        };
         parsed("/proc/mdstat", mdstat::parse(&text))
     }
 
     fn create_array(&mut self, md_device: &str, name: &str, homehost: &str, members: &[String]) -> Result<(), HostError> {
-        std::fs::create_dir_all("/run/mdadm").map_err(|source| HostError::Io { path: "/run/mdadm".into(), source })?;
+        self.prepare_md()?;
         self.slow("mdadm", &create_args(md_device, name, homehost, members)).map(drop)
     }
 
     fn assemble_array(&mut self, md_device: &str, uuid: &str, members: &[String]) -> Result<(), HostError> {
-        std::fs::create_dir_all("/run/mdadm").map_err(|source| HostError::Io { path: "/run/mdadm".into(), source })?;
+        self.prepare_md()?;
         self.slow("mdadm", &assemble_args(md_device, uuid, members)).map(drop)
     }
 

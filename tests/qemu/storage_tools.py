@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""QEMU test of `opie storage` over the real tools (issue 6 "External tools").
+
+    tests/qemu/storage_tools.py [--image build/qemu] [--logs DIR]
+
+ONE ISU-role VM (1 vCPU) with four 32 MiB data disks, booted three times
+on the same disks (opie_cluster's kill/stop + restart). No fake anywhere: opie_sys::host::RealHost runs the
+image's mdadm 4.4, lvm2, mkfs.ext4 and mount on Debian trixie's kernel.
+
+Boot 1: a foreign array (another cluster's RAID1) is made on vde by hand;
+  `opie storage create-group` over vdb vdc vde refuses naming vde and
+  leaves vdb and vdc untouched; over vdb vdc vdd it builds RAID5 (internal
+  bitmap, name lab:g1) + VG opie_g1 + LV data with 15 % of the extents
+  free + 64-bit journaled ext4 mounted at /srv/g1 with acl,user_xattr;
+  a second run changes nothing; a file is written and its sha256 kept;
+  then the VM is killed (power cut, nothing unmounted).
+Boot 2: `opie storage assemble` assembles, activates and mounts (journal
+  replay); the file's sha256 matches; `opie storage status` names the group.
+Boot 3: vdd is hot-removed (PCI remove); assembling from vdb alone is
+  refused (1 of 3, never fewer than all but one); from vdb vdc vdd it
+  comes up degraded [3/2] and the data is intact.
+Prints PASS/FAIL per check, phase timings, then `N passed, N failed`.
+A kernel panic or an early QEMU exit fails the run at once.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "qemu"))
+from opie_cluster import Cluster, ClusterError, NodeFailed  # noqa: E402
+
+results = []
+GROUP = "--name g1 --cluster lab"
+MEMBERS = "/dev/vdb /dev/vdc /dev/vdd"
+
+
+def check(name, ok, detail=""):
+    results.append(bool(ok))
+    print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""), flush=True)
+    return ok
+
+
+def wait_up(c, n, t, since=0):
+    c.wait_for("isu1", r"opie supervisor started", timeout=ARGS.boot_timeout, since=since)
+    print(f"boot {n}: supervisor up {time.monotonic() - t:.1f} s after QEMU start", flush=True)
+
+
+def reboot(c, n, power_cut):
+    """Power-cut (SIGKILL) or stop the VM, then start it on the same disks."""
+    if power_cut:
+        c.kill("isu1")
+    else:
+        c.stop("isu1")
+    since = c.mark("isu1")
+    t = time.monotonic()
+    c.restart("isu1")
+    wait_up(c, n, t, since)
+
+
+def sh(c, cmd, timeout=120):
+    return c.shell("isu1", cmd, timeout=timeout)
+
+
+def timed(label, c, cmd, timeout=180):
+    t = time.monotonic()
+    rc, out = sh(c, cmd, timeout)
+    print(f"  {label}: {time.monotonic() - t:.1f} s (exit {rc})", flush=True)
+    return rc, out
+
+
+def boot1(c):
+    rc, out = sh(c, "modprobe raid1 && mdadm --create /dev/md9 --level=1 --raid-devices=2 --run --name=other"
+                    " --homehost=elsewhere /dev/vde missing && mdadm --stop /dev/md9")
+    check("foreign RAID1 of cluster 'elsewhere' made on vde", rc == 0, out[-400:])
+    rc, out = timed("create-group over a foreign disk", c, f"opie storage create-group {GROUP} /dev/vdb /dev/vdc /dev/vde")
+    check("create-group refuses the foreign disk, naming it",
+          rc != 0 and "refusing /dev/vde: it holds data of another cluster" in out and "elsewhere:other" in out, out[-600:])
+    rc, out = sh(c, "mdadm --examine /dev/vdb; mdadm --examine /dev/vdc; cat /proc/mdstat")
+    check("the refused run wrote nothing (vdb, vdc still blank, no array)",
+          out.count("No md superblock detected") == 2 and "md0" not in out, out[-600:])
+
+    rc, out = timed("create-group (RAID5 + LVM + ext4 + mount)", c, f"opie storage create-group {GROUP} {MEMBERS}")
+    check("create-group sets up the group", rc == 0 and "group g1 up" in out, out[-1500:])
+    print("\n".join("    " + l for l in out.splitlines() if l.strip()), flush=True)
+    steps = re.findall(r"^step \d+: (\S+ \S+)", out, re.M)
+    check("steps: create RAID5, PV, VG, LV, mkfs, mount", steps == [
+        "create RAID5", "create LVM", "create volume", "create opie_g1/data:", "make ext4", "mount /dev/opie_g1/data"],
+        repr(steps))
+    rc, out = sh(c, "mdadm --detail --export /dev/md0; mdadm --detail /dev/md0 | grep -i bitmap; cat /proc/mdstat")
+    check("md0 is RAID5 over vdb vdc vdd named lab:g1 with an internal bitmap",
+          "MD_LEVEL=raid5" in out and "MD_NAME=lab:g1" in out and "MD_DEVICES=3" in out
+          and "Intent Bitmap : Internal" in out and all(f"MD_DEVICE_dev_{d}_DEV" in out for d in ("vdb", "vdc", "vdd")),
+          out[-800:])
+    rc, out = sh(c, "vgs --noheadings --separator '|' -o vg_extent_count,vg_free_count opie_g1")
+    m = re.search(r"(\d+)\|(\d+)", out)
+    ok = bool(m) and int(m.group(2)) == -(-int(m.group(1)) * 15 // 100)
+    check("15 % of the VG's extents left free for snapshots", ok, out)
+    rc, out = sh(c, "grep ' /srv/g1 ' /proc/mounts; dumpe2fs -h /dev/opie_g1/data 2>/dev/null"
+                    " | grep -E 'features|mount options|volume name'")
+    check("ext4 64-bit with a journal, labelled g1, mounted at /srv/g1 with acl,user_xattr",
+          re.search(r"^/dev/(opie_g1/data|mapper/opie_g1-data) /srv/g1 ext4 rw", out, re.M) and "64bit" in out and "has_journal" in out
+          and re.search(r"volume name:\s+g1", out) and "user_xattr" in out and "acl" in out, out[-800:])
+    rc, out = timed("create-group again", c, f"opie storage create-group {GROUP} {MEMBERS}")
+    check("create-group again changes nothing", rc == 0 and "already up" in out and "step 1" not in out, out[-600:])
+    rc, out = sh(c, "dd if=/dev/urandom of=/srv/g1/data.bin bs=64k count=64 2>/dev/null && mkdir -p /srv/g1/share"
+                    " && echo hello >/srv/g1/share/note && sync && sha256sum /srv/g1/data.bin")
+    digest = out.split()[0] if rc == 0 and out else None
+    check("4 MiB written and synced", digest is not None and len(digest) == 64, out)
+    return digest
+
+
+def boot2(c, digest):
+    rc, out = sh(c, "cat /proc/mdstat; mount | grep /srv/g1")
+    check("after the power cut nothing is assembled or mounted", "md0" not in out and "/srv/g1" not in out, out)
+    rc, out = timed("assemble after power cut", c, f"opie storage assemble {GROUP} {MEMBERS}")
+    print("\n".join("    " + l for l in out.splitlines() if l.strip()), flush=True)
+    steps = re.findall(r"^step \d+: (\S+)", out, re.M)
+    check("assemble: assemble, activate, mount", rc == 0 and steps == ["assemble", "activate", "mount"], out[-1000:])
+    rc, out = sh(c, "sha256sum /srv/g1/data.bin; cat /srv/g1/share/note")
+    check("data intact after power cut and re-assembly", digest and digest in out and "hello" in out, out)
+    rc, out = sh(c, "opie storage status")
+    check("opie storage status names the group and its mount",
+          rc == 0 and "/dev/md0: lab:g1 raid5" in out and "mounted at /srv/g1" in out, out)
+    print("\n".join("    " + l for l in out.splitlines()), flush=True)
+    rc, out = timed("assemble again", c, f"opie storage assemble {GROUP} {MEMBERS}")
+    check("assemble again changes nothing", rc == 0 and "already up" in out, out[-400:])
+    # A clean stop this time, so boot 3 sees a clean array minus one member.
+    rc, out = sh(c, "umount /srv/g1 && vgchange -an opie_g1 && mdadm --stop /dev/md0 && sync")
+    check("clean stop", rc == 0, out[-400:])
+
+
+def boot3(c, digest):
+    rc, out = sh(c, "for d in /sys/bus/pci/devices/*; do [ -d $d/virtio*/block/vdd ] && echo 1 >$d/remove; done;"
+                    " sleep 1; ls /dev/vd*")
+    check("vdd hot-removed (an ISU that is gone)", rc == 0 and "/dev/vdd" not in out, out)
+    rc, out = timed("assemble from 1 of 3", c, f"opie storage assemble {GROUP} /dev/vdb /dev/vdd")
+    check("assembling from 1 of 3 members is refused",
+          rc != 0 and "1 of its 3 members" in out and "never fewer than all but one" in out, out[-600:])
+    rc, out = timed("degraded assemble", c, f"opie storage assemble {GROUP} {MEMBERS}")
+    check("assemble with 2 of 3 runs degraded", rc == 0 and "degraded: 1 missing" in out, out[-800:])
+    rc, out = sh(c, "cat /proc/mdstat; sha256sum /srv/g1/data.bin")
+    check("degraded array [3/2] serves the data intact", "[3/2]" in out and digest and digest in out, out)
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(description="QEMU test: opie storage over real mdadm/LVM/ext4")
+    ap.add_argument("--image", default=os.path.join(REPO, "build", "qemu"))
+    ap.add_argument("--logs", default=os.path.join(REPO, "build", "qemu-test-logs", "storage"))
+    ap.add_argument("--boot-timeout", type=float, default=120)
+    ARGS = ap.parse_args()
+    t0 = time.monotonic()
+    try:
+        c = Cluster(heads=0, isus=1, image=ARGS.image, data_disks=4, data_disk_mib=32, mem=512, log_dir=ARGS.logs)
+    except ClusterError as e:
+        check("VM set up", False, str(e))
+        c = None
+    if c is not None:
+        try:
+            t = time.monotonic()
+            c.start()
+            wait_up(c, 1, t)
+            digest = boot1(c)
+            print(f"boot 1 phase took {time.monotonic() - t:.1f} s", flush=True)
+            t = time.monotonic()
+            reboot(c, 2, power_cut=True)  # nothing unmounted, no array stopped
+            boot2(c, digest)
+            print(f"boot 2 phase took {time.monotonic() - t:.1f} s", flush=True)
+            t = time.monotonic()
+            reboot(c, 3, power_cut=False)
+            boot3(c, digest)
+            print(f"boot 3 phase took {time.monotonic() - t:.1f} s", flush=True)
+        except NodeFailed as e:
+            check("VM ran without kernel panic or QEMU exit", False, str(e))
+        except ClusterError as e:
+            check("VM usable", False, str(e))
+        finally:
+            c.shutdown()
+        time.sleep(0.3)
+        check("shutdown leaves no process behind", not c.leftover_processes(), repr(c.leftover_processes()))
+    passed = sum(results)
+    failed = len(results) - passed
+    print(f"storage tools test wall time {time.monotonic() - t0:.1f} s; logs in {ARGS.logs}")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
