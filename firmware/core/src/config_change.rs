@@ -9,12 +9,62 @@
 //! the slot store, and applying it to the system, is the supervisor's job;
 //! this module decides, with the time passed in as a `Duration` since the
 //! supervisor started.
+//!
+//! A change on probation must also roll back when the supervisor dies
+//! before the confirmation (crash-only: init respawns it). So the previous
+//! config is persisted first, in a [`Probation`] record of its own, then the
+//! new config; a confirmation or a rollback settles the record. At start,
+//! [`Probation::unsettled`] says whether the loaded config is still on
+//! probation and what to restore, for a crash at any point.
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::config::{Config, ConfigError, Role};
+
+/// Kind tag of the probation record (see `opie_proto::record`).
+pub const PROBATION_MAGIC: [u8; 8] = *b"OPIEPRB\0";
+/// Layout version of [`Probation`].
+pub const PROBATION_VERSION: u16 = 1;
+
+/// The persisted side of a change on probation: the config to come back
+/// to, and the generation it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probation {
+    /// Generation of `previous` in the config store.
+    pub previous_generation: u64,
+    /// `None` once the change is confirmed or rolled back.
+    pub previous: Option<Config>,
+}
+
+impl Probation {
+    /// Encodes the record payload.
+    pub fn encode(&self) -> Result<Vec<u8>, ConfigError> {
+        postcard::to_allocvec(self).map_err(|e| ConfigError::Decode(e.to_string()))
+    }
+
+    /// Decodes a record payload of `version`.
+    pub fn decode(version: u16, payload: &[u8]) -> Result<Self, ConfigError> {
+        if version != PROBATION_VERSION {
+            return Err(ConfigError::Version { found: version });
+        }
+        postcard::from_bytes(payload).map_err(|e| ConfigError::Decode(e.to_string()))
+    }
+
+    /// At start, with the config store's generation `loaded`: the config to
+    /// restore, if the loaded one is an unconfirmed change.
+    ///
+    /// - settled (`previous` is `None`): nothing to do;
+    /// - `loaded` is newer than `previous_generation`: the new config (or a
+    ///   half-finished rollback) was written and never settled: restore;
+    /// - otherwise the crash came before the new config was written: the
+    ///   loaded config is the previous one; nothing to restore.
+    pub fn unsettled(&self, loaded: u64) -> Option<&Config> {
+        self.previous.as_ref().filter(|_| loaded > self.previous_generation)
+    }
+}
 
 /// How long a network change waits for its confirmation.
 pub const CONFIRM_WINDOW: Duration = Duration::from_secs(60);
@@ -64,6 +114,11 @@ impl ConfigChanges {
     /// generation (0 when none is stored).
     pub fn new(running: Config, generation: u64, window: Duration) -> Self {
         ConfigChanges { running, generation, pending: None, window }
+    }
+
+    /// How long a network change waits for its confirmation.
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// The running config and its generation.
@@ -201,6 +256,24 @@ mod tests {
         new.admin_password = Some(crate::config::PasswordHash::new("password1", [0; 16], 1000));
         assert_eq!(ch.check(&new), Ok(false));
         assert_eq!(ch.applied(new, 4, S), None);
+    }
+
+    #[test]
+    fn probation_record_round_trips_and_says_what_to_restore() {
+        let p = Probation { previous_generation: 4, previous: Some(head()) };
+        let bytes = p.encode().expect("encode");
+        assert_eq!(Probation::decode(PROBATION_VERSION, &bytes).expect("decode"), p);
+        assert!(Probation::decode(PROBATION_VERSION + 1, &bytes).is_err());
+        for len in 0..bytes.len() {
+            assert!(Probation::decode(PROBATION_VERSION, &bytes[..len]).is_err(), "prefix {len}");
+        }
+        // Crash before the new config was written: generation 4 loads.
+        assert_eq!(p.unsettled(4), None);
+        // The new config (5) or a half-done rollback (6) loads: restore.
+        assert_eq!(p.unsettled(5), Some(&head()));
+        assert_eq!(p.unsettled(6), Some(&head()));
+        let settled = Probation { previous_generation: 4, previous: None };
+        assert_eq!(settled.unsettled(5), None);
     }
 
     #[test]

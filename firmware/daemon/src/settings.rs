@@ -6,16 +6,19 @@
 //! the next generation before the answer, then applied to the system on
 //! the appliance and shown in the status report), confirming a network
 //! change, and restoring the previous config when the confirmation does not
-//! come in time. Runs inside [`crate::node::Node`]'s loop; nothing here
-//! blocks longer than one slot write.
+//! come in time, or when the supervisor restarts before it came (the
+//! probation record, see `opie_core::config_change`). Runs inside
+//! [`crate::node::Node`]'s loop; nothing here blocks longer than two slot
+//! writes.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use opie_core::api::Response;
 use opie_core::boot::ConfigSource;
-use opie_core::config::{CONFIG_VERSION, Config, Role};
-use opie_core::config_change::ConfigChanges;
+use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, Role};
+use opie_core::config_change::{ConfigChanges, PROBATION_MAGIC, PROBATION_VERSION, Probation};
 use opie_core::status::StatusReport;
 use opie_sys::slots::SlotStore;
 
@@ -29,8 +32,9 @@ const RESTART_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Settings {
     changes: ConfigChanges,
-    /// `None` when the state disk is unusable: nothing can be saved.
-    store: Option<SlotStore>,
+    /// Config and probation stores; `None` when the state disk is
+    /// unusable: nothing can be saved.
+    stores: Option<(SlotStore, SlotStore)>,
     /// Whether this process runs the node (hostname, interfaces, respawn
     /// by init); off on a development host.
     appliance: bool,
@@ -42,15 +46,68 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(config: Config, generation: u64, store: Option<SlotStore>, appliance: bool, window: Duration) -> Self {
-        Settings {
+    /// Starts from the config loaded at start-up (`generation` 0 when none
+    /// is stored) kept in `state_dir`. A change left on probation by a
+    /// previous supervisor is rolled back here, and `report` says so.
+    pub fn new(
+        config: Config,
+        generation: u64,
+        state_dir: Option<&Path>,
+        appliance: bool,
+        window: Duration,
+        report: &mut StatusReport,
+    ) -> Self {
+        let stores = state_dir.map(|dir| {
+            (SlotStore::new(dir, "config", CONFIG_MAGIC), SlotStore::new(dir, "config-probation", PROBATION_MAGIC))
+        });
+        let mut settings = Settings {
             start_role: config.role,
             changes: ConfigChanges::new(config, generation, window),
-            store,
+            stores,
             appliance,
             started: Instant::now(),
             restart_at: None,
+        };
+        settings.finish_probation(generation, report);
+        settings
+    }
+
+    /// Restores the previous config if the loaded one was never confirmed.
+    fn finish_probation(&mut self, loaded: u64, report: &mut StatusReport) {
+        let Some((_, probation_store)) = &self.stores else { return };
+        let probation = match probation_store.load() {
+            Ok(found) => match found.newest.map(|r| Probation::decode(r.version, &r.payload)) {
+                Some(Ok(probation)) => probation,
+                Some(Err(e)) => return report.alerts.push(format!("config probation record unreadable: {e}")),
+                None => return,
+            },
+            Err(e) => return report.alerts.push(format!("cannot read the config probation record: {e}")),
+        };
+        let Some(previous) = probation.unsettled(loaded).cloned() else { return };
+        match self
+            .persist(&previous)
+            .and_then(|generation| self.settle(probation.previous_generation).map(|()| generation))
+        {
+            Ok(generation) => {
+                let message = format!(
+                    "the supervisor restarted before a network change was confirmed: previous settings restored (generation {generation})"
+                );
+                warn!("{message}");
+                report.alerts.push(message);
+                self.changes = ConfigChanges::new(previous, generation, self.window());
+                self.run(report);
+                self.restart("the previous settings are back");
+            }
+            Err(e) => {
+                let message = format!("an unconfirmed network change could not be rolled back: {e}");
+                error!("{message}");
+                report.alerts.push(message);
+            }
         }
+    }
+
+    fn window(&self) -> Duration {
+        self.changes.window()
     }
 
     fn now(&self) -> Duration {
@@ -65,8 +122,17 @@ impl Settings {
 
     /// Answers `Request::ApplyConfig`: check, persist, run.
     pub fn apply(&mut self, new: Config, report: &mut StatusReport) -> Response {
-        if let Err(e) = self.changes.check(&new) {
-            return Response::Refused(format!("not saved: {e}"));
+        let needs_confirm = match self.changes.check(&new) {
+            Ok(needs) => needs,
+            Err(e) => return Response::Refused(format!("not saved: {e}")),
+        };
+        if needs_confirm {
+            // The way back is on disk before the change is.
+            let (running, running_generation) = self.changes.running();
+            let probation = Probation { previous_generation: running_generation, previous: Some(running.clone()) };
+            if let Err(e) = self.write_probation(&probation) {
+                return Response::Refused(format!("not saved, nothing changed: {e}"));
+            }
         }
         let generation = match self.persist(&new) {
             Ok(g) => g,
@@ -78,8 +144,8 @@ impl Settings {
             "config generation {generation} applied{}",
             if deadline.is_some() { "; network change waits for confirmation" } else { "" }
         );
-        if deadline.is_none() {
-            self.restart_if_new_role();
+        if deadline.is_none() && self.changes.running().0.role != self.start_role {
+            self.restart("the node has its role");
         }
         let confirm_within_secs = deadline.map(|d| d.saturating_sub(self.now()).as_millis().div_ceil(1000) as u64);
         Response::Applied { generation, confirm_within_secs }
@@ -87,10 +153,16 @@ impl Settings {
 
     /// Answers `Request::ConfirmConfig`.
     pub fn confirm(&mut self, generation: u64) -> Response {
+        let previous_generation = self.changes.running().1;
         match self.changes.confirm(generation) {
             Ok(()) => {
                 info!("network change of config generation {generation} confirmed");
-                self.restart_if_new_role();
+                if let Err(e) = self.settle(previous_generation) {
+                    let message = format!("confirmation not saved ({e}): a supervisor restart would undo the change");
+                    error!("{message}");
+                    return Response::Refused(message);
+                }
+                self.restart("new network settings confirmed");
                 Response::Done(format!("network settings of generation {generation} kept"))
             }
             Err(e) => Response::Refused(e.to_string()),
@@ -103,15 +175,22 @@ impl Settings {
     pub fn tick(&mut self, report: &mut StatusReport) -> bool {
         let now = self.now();
         if let Some(previous) = self.changes.due(now).cloned() {
+            let pending_generation = self.changes.running().1;
             match self.persist(&previous) {
                 Ok(generation) => {
                     self.changes.restored(generation);
+                    if let Err(e) = self.settle(pending_generation) {
+                        // A restart restores the previous config once more:
+                        // harmless.
+                        warn!("probation record not settled: {e}");
+                    }
                     let message = format!(
                         "network change not confirmed within the time allowed: previous settings restored (generation {generation})"
                     );
                     warn!("{message}");
                     report.alerts.push(message);
                     self.run(report);
+                    self.restart("the previous settings are back");
                 }
                 Err(e) => error!("restoring the previous config failed, retrying: {e}"),
             }
@@ -119,20 +198,32 @@ impl Settings {
         self.restart_at.is_some_and(|at| now >= at)
     }
 
-    /// A new role (first set-up) takes effect by a restart: init respawns
-    /// the supervisor, which starts the role's services. Only on the
-    /// appliance; on a host nobody would respawn it.
-    fn restart_if_new_role(&mut self) {
-        if self.appliance && self.changes.running().0.role != self.start_role {
-            info!("role is now {}: restarting the supervisor in it", self.changes.running().0.role);
+    /// A new role or network plan takes effect by a restart: init respawns
+    /// the supervisor, which starts the role's services (lease server,
+    /// control channel) from the stored config. Only on the appliance; on a
+    /// host nobody would respawn it.
+    fn restart(&mut self, why: &str) {
+        if self.appliance {
+            info!("{why}: restarting the supervisor to run with it");
             self.restart_at = Some(self.now() + RESTART_GRACE);
         }
     }
 
     fn persist(&self, config: &Config) -> Result<u64, String> {
-        let store = self.store.as_ref().ok_or("the state disk is not usable")?;
+        let (store, _) = self.stores.as_ref().ok_or("the state disk is not usable")?;
         let payload = config.encode().map_err(|e| e.to_string())?;
         store.store(CONFIG_VERSION, &payload).map_err(|e| e.to_string())
+    }
+
+    fn write_probation(&self, probation: &Probation) -> Result<(), String> {
+        let (_, store) = self.stores.as_ref().ok_or("the state disk is not usable")?;
+        let payload = probation.encode().map_err(|e| e.to_string())?;
+        store.store(PROBATION_VERSION, &payload).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Marks the probation record settled.
+    fn settle(&self, previous_generation: u64) -> Result<(), String> {
+        self.write_probation(&Probation { previous_generation, previous: None })
     }
 
     /// Shows the running config in the status report and, on the

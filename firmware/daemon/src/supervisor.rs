@@ -204,7 +204,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let store = persist.then(|| SlotStore::new(&state_dir, "lease", LEASE_MAGIC));
         (config.storage.iface.clone(), config.hostname.clone(), serial.clone(), store)
     });
-    let report = StatusReport {
+    let mut report = StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         role: config.role,
         hostname: config.hostname.clone(),
@@ -220,9 +220,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lease: lease_client.as_ref().map(|_| "looking for a lease server".to_string()),
         alerts,
     };
-    let store = persist.then(|| SlotStore::new(&state_dir, "config", CONFIG_MAGIC));
     let window = Duration::from_secs(args.confirm_window_secs);
-    let settings = Settings::new(config, generation, store, args.appliance, window);
+    let settings =
+        Settings::new(config, generation, persist.then_some(state_dir.as_path()), args.appliance, window, &mut report);
     let node =
         Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings, head);
     smol::block_on(event_loop(node, &socket, ctrl, lease_client, lease_server))?;

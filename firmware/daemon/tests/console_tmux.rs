@@ -303,3 +303,35 @@ fn unconfirmed_network_change_rolls_back_and_the_menu_edits_settings() {
     assert_eq!(line(&status, "config:"), "config: stored, generation 4");
     sup.stop();
 }
+
+#[test]
+fn a_supervisor_restart_before_the_confirmation_rolls_the_change_back() {
+    let node = Node::new();
+    let sup = node.start(60);
+    let c = Console::start(&node.socket());
+    c.expect("Role: head or isu [isu]: ");
+    c.ask("isu", "Hostname (b = back) [opie-isu]: ");
+    c.ask("isu-6", "[leased]: ");
+    c.ask("static", "Storage address (b = back): ");
+    c.ask("10.77.0.16/24", "New admin password (b = back): ");
+    c.ask("isu-password", "Admin password again (b = back): ");
+    c.ask("isu-password", "Save these settings (b = back) [yes]: ");
+    c.ask("", "Type yes within");
+    assert_eq!(line(&node.status(), "storage net:"), "storage net: eth0 10.77.0.16/24");
+    // The supervisor goes away (init would respawn it) before the admin
+    // confirms: the new one restores the previous settings at start.
+    sup.stop();
+    let sup = node.start(60);
+    let status = node.status();
+    assert_eq!(line(&status, "role:"), "role: unconfigured");
+    assert_eq!(line(&status, "config:"), "config: stored, generation 2");
+    assert!(status.contains("alert: the supervisor restarted before a network change was confirmed"), "{status}");
+    // The late confirmation is refused with the reason.
+    c.ask("yes", "Error: generation 1 is not waiting for a confirmation");
+    c.wait_count("Role: head or isu [isu]: ", 2);
+    sup.stop();
+    // Settled: a further restart keeps the restored config.
+    let sup = node.start(60);
+    assert_eq!(line(&node.status(), "config:"), "config: stored, generation 2");
+    sup.stop();
+}
