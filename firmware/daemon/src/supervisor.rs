@@ -19,7 +19,7 @@ use log::{error, info, warn};
 use opie_core::api::{REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
 use opie_core::boot::{BootParams, ConfigSource, choose_config, default_head};
 use opie_core::lease::{Config as LeaseConfig, PoolRange};
-use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, Role};
+use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, HeadNet, LanAddr, Role};
 use opie_core::config_change::CONFIRM_WINDOW;
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
 use opie_core::status::StatusReport;
@@ -367,6 +367,14 @@ pub(crate) fn apply_system(config: &Config, alerts: &mut Vec<String>) {
         match netif::set_ipv4(&config.storage.iface, addr.addr, addr.netmask()) {
             Ok(()) => info!("storage net {} configured as {addr}", config.storage.iface),
             Err(e) => alert(alerts, format!("storage address {addr} not configured: {e}")),
+        }
+    }
+    // A head's static LAN address; its gateway route and a DHCP LAN come
+    // with the LAN client.
+    if let Some(HeadNet { lan_iface, lan: LanAddr::Static { addr, .. }, .. }) = &config.head {
+        match netif::set_ipv4(lan_iface, addr.addr, addr.netmask()) {
+            Ok(()) => info!("LAN {lan_iface} configured as {addr}"),
+            Err(e) => alert(alerts, format!("LAN address {addr} not configured: {e}")),
         }
     }
 }
