@@ -3,15 +3,15 @@
 //! Owns what the console shows once a node is set up (DESIGN §12, issue
 //! 7): the status line on top (hostname, role, addresses, alerts), the
 //! numbered items, parsing a choice (a number or the item's command name,
-//! so every item is also a command), the ISU list screen and paging for an
-//! 80x24 dumb terminal. Reading the terminal, asking the supervisor and
+//! so every item is also a command), the ISU list screen with its adopt and
+//! reject commands, and paging for an 80x24 dumb terminal. Reading the terminal, asking the supervisor and
 //! running a shell or reboot are the driver's job (`opie console`).
 
 use std::fmt::Write as _;
 
 use thiserror::Error;
 
-use crate::adoption::Standing;
+use crate::adoption::{Function, Standing};
 use crate::config::{Config, LanAddr, Role};
 use crate::status::StatusReport;
 
@@ -78,8 +78,38 @@ impl Item {
 /// A choice the menu does not know.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum MenuError {
+    /// Not a menu item.
     #[error("{0:?} is not a menu choice: type a number from 1 to 6 or a name such as status")]
     NotAChoice(String),
+    /// Not an ISU command.
+    #[error("{0:?} is not understood: type adopt SERIAL member, adopt SERIAL spare or reject SERIAL")]
+    NotAnIsuAction(String),
+}
+
+/// What the admin does with a pending ISU on the ISU screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IsuAction {
+    Adopt { serial: String, function: Function },
+    Reject { serial: String },
+}
+
+/// Parses `adopt SERIAL member|spare` or `reject SERIAL` (the serial may
+/// also be the key fingerprint); an empty line is `None` (back to the menu).
+pub fn parse_isu_action(line: &str) -> Result<Option<IsuAction>, MenuError> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match (lower.as_slice(), words.as_slice()) {
+        ([], _) => Ok(None),
+        (["adopt", _, "member"], [_, serial, _]) => {
+            Ok(Some(IsuAction::Adopt { serial: serial.to_string(), function: Function::Member }))
+        }
+        (["adopt", _, "spare"], [_, serial, _]) => {
+            Ok(Some(IsuAction::Adopt { serial: serial.to_string(), function: Function::Spare }))
+        }
+        (["reject", _], [_, serial]) => Ok(Some(IsuAction::Reject { serial: serial.to_string() })),
+        _ => Err(MenuError::NotAnIsuAction(line.trim().to_string())),
+    }
 }
 
 /// Parses a typed choice; an empty line is `None` (draw the menu again).
@@ -168,10 +198,13 @@ pub fn isus_screen(report: &StatusReport) -> String {
             let _ = writeln!(out, "{}", cut(&format!("    {reported}"), 80));
         }
     }
-    if pending > 0 {
-        let _ = writeln!(out, "Adopt from a shell: opie adopt SERIAL member|spare (or opie reject SERIAL).");
-    }
     out
+}
+
+/// Whether the ISU screen offers adopt and reject: on a head with ISUs
+/// pending.
+pub fn has_pending(report: &StatusReport) -> bool {
+    report.role == Role::Head && report.isus.iter().any(|i| i.standing == Standing::Pending)
 }
 
 /// Splits `text` into pages that leave one row for a "more" prompt.
@@ -298,7 +331,26 @@ mod tests {
         assert!(text.contains("2 ISU(s), 1 pending adoption:"), "{text}");
         assert!(text.contains("  ISU-1 key aaaa-bbbb pending, not connected\n"), "{text}");
         assert!(text.contains("  ISU-2 key cccc-dddd adopted (spare), connected\n    normal\n"), "{text}");
-        assert!(text.contains("opie adopt SERIAL"), "{text}");
+        assert!(has_pending(&r));
+        r.isus.remove(0);
+        assert!(!has_pending(&r));
+    }
+
+    #[test]
+    fn isu_actions() {
+        assert_eq!(parse_isu_action("  "), Ok(None));
+        assert_eq!(
+            parse_isu_action("adopt ISU-1 member"),
+            Ok(Some(IsuAction::Adopt { serial: "ISU-1".into(), function: Function::Member }))
+        );
+        assert_eq!(
+            parse_isu_action("ADOPT aaaa-bbbb Spare"),
+            Ok(Some(IsuAction::Adopt { serial: "aaaa-bbbb".into(), function: Function::Spare }))
+        );
+        assert_eq!(parse_isu_action("reject ISU-2"), Ok(Some(IsuAction::Reject { serial: "ISU-2".into() })));
+        for bad in ["adopt", "adopt ISU-1", "adopt ISU-1 parity", "reject", "reject a b", "yes"] {
+            assert_eq!(parse_isu_action(bad), Err(MenuError::NotAnIsuAction(bad.to_string())), "{bad}");
+        }
     }
 
     #[test]

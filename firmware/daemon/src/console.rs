@@ -22,8 +22,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use opie_core::api::Request;
 use opie_core::config::{Config, PASSWORD_ITERATIONS, Role};
-use opie_core::menu::{self, Item, TermSize};
+use opie_core::menu::{self, IsuAction, Item, TermSize};
 use opie_core::wizard::{Reply, Wizard};
 
 use crate::{DEFAULT_SOCKET, local};
@@ -224,13 +225,7 @@ fn menu_item(args: &Args, term: &mut Terminal, item: Item, config: Option<Config
                 Ok(())
             }
         },
-        (Item::Isus, _) => match local::fetch_status(&args.socket) {
-            Ok(report) => term.paged(&menu::isus_screen(&report)),
-            Err(e) => {
-                term.print(&format!("Error: {e}\n"));
-                Ok(())
-            }
-        },
+        (Item::Isus, _) => isus(args, term),
         (Item::Network, Some(config)) => wizard(args, term, Wizard::network(&config)),
         (Item::Password, Some(config)) => match opie_sys::random::bytes::<16>() {
             Ok(salt) => wizard(args, term, Wizard::password(&config, salt, PASSWORD_ITERATIONS)),
@@ -244,6 +239,38 @@ fn menu_item(args: &Args, term: &mut Terminal, item: Item, config: Option<Config
         (Item::Shell, _) => {
             shell(term);
             Ok(())
+        }
+    }
+}
+
+/// The ISU list; on a head with pending ISUs, adopt and reject until the
+/// admin presses Enter.
+fn isus(args: &Args, term: &mut Terminal) -> Result<(), Hangup> {
+    loop {
+        let report = match local::fetch_status(&args.socket) {
+            Ok(report) => report,
+            Err(e) => {
+                term.print(&format!("Error: {e}\n"));
+                return Ok(());
+            }
+        };
+        if !menu::has_pending(&report) {
+            return term.paged(&menu::isus_screen(&report));
+        }
+        term.print(&format!("\n{}", menu::isus_screen(&report)));
+        term.print("adopt SERIAL member, adopt SERIAL spare, reject SERIAL, or Enter for the menu: ");
+        let request = match menu::parse_isu_action(&term.line()?) {
+            Ok(None) => return Ok(()),
+            Ok(Some(IsuAction::Adopt { serial, function })) => Request::Adopt { serial, function },
+            Ok(Some(IsuAction::Reject { serial })) => Request::Reject { serial },
+            Err(e) => {
+                term.print(&format!("Error: {e}\n"));
+                continue;
+            }
+        };
+        match local::command(&args.socket, &request) {
+            Ok(done) => term.print(&format!("Done: {done}.\n")),
+            Err(e) => term.print(&format!("Error: {e}\n")),
         }
     }
 }
@@ -306,7 +333,7 @@ fn confirm(args: &Args, term: &mut Terminal, generation: u64, secs: u64) -> Resu
                 return Ok(());
             }
             Input::Line(line) if line.trim().eq_ignore_ascii_case("yes") => {
-                match local::command(&args.socket, &opie_core::api::Request::ConfirmConfig { generation }) {
+                match local::command(&args.socket, &Request::ConfirmConfig { generation }) {
                     Ok(done) => term.print(&format!("Confirmed: {done}.\n")),
                     Err(e) => term.print(&format!("Error: {e}\n")),
                 }

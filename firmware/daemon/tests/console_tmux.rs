@@ -1,8 +1,8 @@
 //! `opie console` on a pseudo-terminal (tmux, 80x24) against a real
 //! supervisor on a temporary state dir: the first-boot wizard with wrong
 //! answers at every step, confirmation and rollback of network changes,
-//! the menu (Ctrl-C, ISU list, bad choices, network and password re-runs),
-//! and the saved config surviving a supervisor restart.
+//! the menu (Ctrl-C, ISU list and adoption, bad choices, network and
+//! password re-runs), and the saved config surviving a supervisor restart.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,8 +20,12 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
+        Node::preseeded("console=ttyS0 quiet\n")
+    }
+
+    fn preseeded(cmdline: &str) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("cmdline"), "console=ttyS0 quiet\n").expect("write cmdline");
+        std::fs::write(dir.path().join("cmdline"), cmdline).expect("write cmdline");
         Node { dir }
     }
 
@@ -30,6 +34,10 @@ impl Node {
     }
 
     fn start(&self, confirm_window_secs: u64) -> Supervisor {
+        self.start_with(confirm_window_secs, &["--ctrl-listen", "127.0.0.1:0"])
+    }
+
+    fn start_with(&self, confirm_window_secs: u64, extra: &[&str]) -> Supervisor {
         let _ = std::fs::remove_file(self.socket());
         let child = Command::new(OPIE)
             .arg("supervisor")
@@ -39,7 +47,8 @@ impl Node {
             .arg(self.dir.path().join("state"))
             .arg("--socket")
             .arg(self.socket())
-            .args(["--ctrl-listen", "127.0.0.1:0", "--confirm-window-secs", &confirm_window_secs.to_string()])
+            .args(["--confirm-window-secs", &confirm_window_secs.to_string()])
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn supervisor");
@@ -334,4 +343,35 @@ fn a_supervisor_restart_before_the_confirmation_rolls_the_change_back() {
     let sup = node.start(60);
     assert_eq!(line(&node.status(), "config:"), "config: stored, generation 2");
     sup.stop();
+}
+
+#[test]
+fn a_head_adopts_a_pending_isu_from_the_console() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let ctrl = format!("127.0.0.1:{port}");
+    let head = Node::preseeded("opie.role=head opie.hostname=head1\n");
+    let head_sup = head.start_with(60, &["--ctrl-listen", &ctrl]);
+    let c = Console::start(&head.socket());
+    c.expect("Opie | head1 | head | LAN dhcp | storage 10.77.0.1/24 | no alerts");
+    c.ask("isus", "No ISUs known yet: none has said hello to this head.");
+    c.ask("", "Choice (number or name): ");
+
+    let isu = Node::preseeded("opie.role=isu opie.hostname=isu1\n");
+    let isu_sup = isu.start_with(60, &["--ctrl-head", &ctrl, "--serial", "ISU-0042"]);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    while !head.status().contains("isu: ISU-0042") {
+        assert!(Instant::now() < deadline, "the ISU never said hello:\n{}", head.status());
+        sleep(Duration::from_millis(100));
+    }
+    c.ask("2", "1 ISU(s), 1 pending adoption:");
+    c.expect("ISU-0042 key ");
+    c.ask("adopt ISU-0042 parity", "Error: \"adopt ISU-0042 parity\" is not understood");
+    c.ask("adopt ISU-9999 member", "Error: ");
+    c.ask("adopt ISU-0042 spare", "Done: adopted ISU-0042");
+    c.expect("Press Enter to return to the menu.");
+    let status = head.status();
+    assert!(status.contains("isu: ISU-0042") && status.contains("adopted as spare"), "{status}");
+    c.ask("", "Choice (number or name): ");
+    isu_sup.stop();
+    head_sup.stop();
 }
