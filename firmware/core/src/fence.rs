@@ -91,6 +91,18 @@ impl Verdict {
     pub fn admits(&self) -> bool {
         matches!(self, Verdict::Advance | Verdict::Current)
     }
+
+    /// Why the claim of `epoch` by `head` is refused (sent to the head and
+    /// logged), or None when it is admitted.
+    pub fn refusal(&self, epoch: u64, head: &str) -> Option<String> {
+        match self {
+            Verdict::Advance | Verdict::Current => None,
+            Verdict::Stale { granted } => {
+                Some(format!("stale epoch {epoch} from {head:?}: epoch {granted} is granted"))
+            }
+            Verdict::Taken { granted, holder } => Some(format!("epoch {granted} is held by {holder:?}, not {head:?}")),
+        }
+    }
 }
 
 /// The one comparison of a claim (`epoch` by `head`) with the grant:
@@ -140,18 +152,13 @@ pub fn admit<'a>(key: Option<&[u8; KEY_LEN]>, name: &'a str, granted: Option<&Gr
         return Admission::Refuse { reason: format!("epoch {} claim by {:?}: bad mac", claim.epoch, claim.head) };
     }
     let verdict = judge(granted, claim.epoch, claim.head);
-    match verdict {
-        Verdict::Advance | Verdict::Current => Admission::Admit {
+    match verdict.refusal(claim.epoch, claim.head) {
+        Some(reason) => Admission::Refuse { reason },
+        None => Admission::Admit {
             export: claim.export,
             claim: Grant { epoch: claim.epoch, head: claim.head.to_owned() },
             verdict,
         },
-        Verdict::Stale { granted } => Admission::Refuse {
-            reason: format!("stale epoch {} from {:?}: epoch {granted} is granted", claim.epoch, claim.head),
-        },
-        Verdict::Taken { granted, holder } => {
-            Admission::Refuse { reason: format!("epoch {granted} is held by {holder:?}, not {:?}", claim.head) }
-        }
     }
 }
 
@@ -183,6 +190,7 @@ mod tests {
             let got = judge(granted.as_ref(), *epoch, head);
             assert_eq!(&got, want, "grant {granted:?}, claim {epoch} by {head}");
             assert_eq!(got.admits(), matches!(want, Verdict::Advance | Verdict::Current));
+            assert_eq!(got.refusal(*epoch, head).is_none(), got.admits());
         }
     }
 

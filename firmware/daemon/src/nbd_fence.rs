@@ -100,41 +100,32 @@ impl Fencing {
             return Ok(Session { fencing: self, entry: None });
         };
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
-        match judge(self.granted().as_ref(), claim.epoch, &claim.head) {
-            Verdict::Current => {}
-            Verdict::Advance => {
-                if let Some(store) = &self.store {
-                    store.store(&claim).map_err(|e| {
-                        log::error!("cannot persist epoch {}: {e}", claim.epoch);
-                        format!("cannot persist epoch {}: {e}", claim.epoch)
-                    })?;
+        let verdict = judge(self.granted().as_ref(), claim.epoch, &claim.head);
+        if let Some(reason) = verdict.refusal(claim.epoch, &claim.head) {
+            log::warn!("refused: {reason}");
+            return Err(reason);
+        }
+        if verdict == Verdict::Advance {
+            if let Some(store) = &self.store {
+                store.store(&claim).map_err(|e| {
+                    log::error!("cannot persist epoch {}: {e}", claim.epoch);
+                    format!("cannot persist epoch {}: {e}", claim.epoch)
+                })?;
+            }
+            let stale: Vec<u64> = registry.open.iter().filter(|(_, (g, _))| *g != claim).map(|(id, _)| *id).collect();
+            for id in &stale {
+                if let Some((old, stream)) = registry.open.get(id) {
+                    log::warn!("dropping a connection of epoch {} ({:?}): superseded", old.epoch, old.head);
+                    let _ = stream.shutdown(Shutdown::Both);
                 }
-                let stale: Vec<u64> =
-                    registry.open.iter().filter(|(_, (g, _))| *g != claim).map(|(id, _)| *id).collect();
-                for id in &stale {
-                    if let Some((old, stream)) = registry.open.get(id) {
-                        log::warn!("dropping a connection of epoch {} ({:?}): superseded", old.epoch, old.head);
-                        let _ = stream.shutdown(Shutdown::Both);
-                    }
-                }
-                *self.live.write().unwrap_or_else(PoisonError::into_inner) = Some(claim.clone());
-                log::info!(
-                    "epoch {} granted to {:?} (persisted); {} older connection(s) dropped",
-                    claim.epoch,
-                    claim.head,
-                    stale.len()
-                );
             }
-            Verdict::Stale { granted } => {
-                let reason = format!("stale epoch {} from {:?}: epoch {granted} is granted", claim.epoch, claim.head);
-                log::warn!("refused: {reason}");
-                return Err(reason);
-            }
-            Verdict::Taken { granted, holder } => {
-                let reason = format!("epoch {granted} is held by {holder:?}, not {:?}", claim.head);
-                log::warn!("refused: {reason}");
-                return Err(reason);
-            }
+            *self.live.write().unwrap_or_else(PoisonError::into_inner) = Some(claim.clone());
+            log::info!(
+                "epoch {} granted to {:?} (persisted); {} older connection(s) dropped",
+                claim.epoch,
+                claim.head,
+                stale.len()
+            );
         }
         let clone = sock.try_clone().map_err(|e| format!("cannot track the connection: {e}"))?;
         let id = registry.next_id;
