@@ -3,22 +3,26 @@
 
     tests/qemu/storage_tools.py [--image build/qemu] [--logs DIR]
 
-ONE ISU-role VM (1 vCPU) with four 32 MiB data disks, booted three times
-on the same disks (opie_cluster's kill/stop + restart). No fake anywhere: opie_sys::host::RealHost runs the
-image's mdadm 4.4, lvm2, mkfs.ext4 and mount on Debian trixie's kernel.
+ONE ISU-role VM (1 vCPU) with four 32 MiB data disks, booted four times
+on the same disks (opie_cluster's kill/stop + restart). No fake anywhere:
+opie_sys::host::RealHost runs the image's mdadm 4.4, lvm2, mkfs.ext4 and
+mount on Debian trixie's kernel 6.12.
 
 Boot 1: a foreign array (another cluster's RAID1) is made on vde by hand;
   `opie storage create-group` over vdb vdc vde refuses naming vde and
-  leaves vdb and vdc untouched; over vdb vdc vdd it builds RAID5 (internal
-  bitmap, name lab:g1) + VG opie_g1 + LV data with 15 % of the extents
-  free + 64-bit journaled ext4 mounted at /srv/g1 with acl,user_xattr;
-  a second run changes nothing; a file is written and its sha256 kept;
-  then the VM is killed (power cut, nothing unmounted).
-Boot 2: `opie storage assemble` assembles, activates and mounts (journal
-  replay); the file's sha256 matches; `opie storage status` names the group.
-Boot 3: vdd is hot-removed (PCI remove); assembling from vdb alone is
-  refused (1 of 3, never fewer than all but one); from vdb vdc vdd it
-  comes up degraded [3/2] and the data is intact.
+  leaves vdb and vdc untouched; over vdb vdc vdd it starts in the
+  background and the VM is killed (power cut) once step 3 (vgcreate) began.
+Boot 2: create-group again resumes: assembles the array it made (never a
+  second create) and finishes: RAID5 (internal bitmap, lab:g1) + VG
+  opie_g1 + LV data with 15 % of the extents free + 64-bit journaled ext4
+  labelled g1 at /srv/g1 with acl,user_xattr; a third run changes nothing;
+  4 MiB are written and their sha256 kept; power cut (nothing unmounted).
+Boot 3: `opie storage assemble` assembles, activates and mounts (journal
+  replay); the sha256 matches; `opie storage status` names the group;
+  a second assemble changes nothing; clean stop.
+Boot 4: vdd is hot-removed (PCI remove: an ISU that is gone); assembling
+  from vdb alone is refused (1 of 3: never fewer than all but one); from
+  vdb vdc vdd it comes up degraded [3/2] with the data intact.
 Prints PASS/FAIL per check, phase timings, then `N passed, N failed`.
 A kernel panic or an early QEMU exit fails the run at once.
 """
@@ -51,10 +55,11 @@ def wait_up(c, n, t, since=0):
 
 
 def reboot(c, n, power_cut):
-    """Power-cut (SIGKILL) or stop the VM, then start it on the same disks."""
+    """Power-cut (SIGKILL) or stop the VM (None: it is already down), then
+    start it on the same disks."""
     if power_cut:
         c.kill("isu1")
-    else:
+    elif power_cut is not None:
         c.stop("isu1")
     since = c.mark("isu1")
     t = time.monotonic()
@@ -84,13 +89,32 @@ def boot1(c):
     check("the refused run wrote nothing (vdb, vdc still blank, no array)",
           out.count("No md superblock detected") == 2 and "md0" not in out, out[-600:])
 
-    rc, out = timed("create-group (RAID5 + LVM + ext4 + mount)", c, f"opie storage create-group {GROUP} {MEMBERS}")
-    check("create-group sets up the group", rc == 0 and "group g1 up" in out, out[-1500:])
+    # Start the set-up in the background and cut the power in the middle
+    # of it: as soon as step 3 (vgcreate) begins.
+    t = time.monotonic()
+    sh(c, f"opie storage create-group {GROUP} {MEMBERS} >/tmp/cg.log 2>&1 &")
+    log = ""
+    while time.monotonic() - t < 60 and not re.search(r"^step 3:|^opie:|group g1 up", log, re.M):
+        rc, log = sh(c, "cat /tmp/cg.log")
+    c.kill("isu1")
+    print(f"  power cut {time.monotonic() - t:.1f} s into create-group, its output so far:", flush=True)
+    print("\n".join("    " + l for l in log.splitlines() if l.strip()), flush=True)
+    before = re.findall(r"^step \d+: (\S+ \S+)", log, re.M)
+    check("power cut landed in the middle of create-group (steps: create RAID5, PV, VG begun)",
+          before[:3] == ["create RAID5", "create LVM", "create volume"] and "group g1 up" not in log, log[-600:])
+    return before
+
+
+def boot2(c, before):
+    rc, out = timed("create-group after the power cut (resume)", c, f"opie storage create-group {GROUP} {MEMBERS}")
     print("\n".join("    " + l for l in out.splitlines() if l.strip()), flush=True)
     steps = re.findall(r"^step \d+: (\S+ \S+)", out, re.M)
-    check("steps: create RAID5, PV, VG, LV, mkfs, mount", steps == [
-        "create RAID5", "create LVM", "create volume", "create opie_g1/data:", "make ext4", "mount /dev/opie_g1/data"],
-        repr(steps))
+    check("create-group resumes: assembles the array it made (no second create) and finishes with the mount",
+          rc == 0 and "group g1 up" in out and steps[:1] == ["assemble /dev/md0"]
+          and "create RAID5" not in out and steps[-1:] == ["mount /dev/opie_g1/data"], out[-1500:])
+    done = set(before) | set(steps)
+    want = {"create RAID5", "create LVM", "create volume", "create opie_g1/data:", "make ext4", "mount /dev/opie_g1/data"}
+    check("before and after the cut together: RAID5, PV, VG, LV, mkfs, mount", want <= done, repr((before, steps)))
     rc, out = sh(c, "mdadm --detail --export /dev/md0; mdadm --detail /dev/md0 | grep -i bitmap; cat /proc/mdstat")
     check("md0 is RAID5 over vdb vdc vdd named lab:g1 with an internal bitmap",
           "MD_LEVEL=raid5" in out and "MD_NAME=lab:g1" in out and "MD_DEVICES=3" in out
@@ -114,7 +138,7 @@ def boot1(c):
     return digest
 
 
-def boot2(c, digest):
+def boot3(c, digest):
     rc, out = sh(c, "cat /proc/mdstat; mount | grep /srv/g1")
     check("after the power cut nothing is assembled or mounted", "md0" not in out and "/srv/g1" not in out, out)
     rc, out = timed("assemble after power cut", c, f"opie storage assemble {GROUP} {MEMBERS}")
@@ -134,7 +158,7 @@ def boot2(c, digest):
     check("clean stop", rc == 0, out[-400:])
 
 
-def boot3(c, digest):
+def boot4(c, digest):
     rc, out = sh(c, "for d in /sys/bus/pci/devices/*; do [ -d $d/virtio*/block/vdd ] && echo 1 >$d/remove; done;"
                     " sleep 1; ls /dev/vd*")
     check("vdd hot-removed (an ISU that is gone)", rc == 0 and "/dev/vdd" not in out, out)
@@ -165,16 +189,20 @@ def main():
             t = time.monotonic()
             c.start()
             wait_up(c, 1, t)
-            digest = boot1(c)
+            before = boot1(c)  # ends with a power cut in the middle of create-group
             print(f"boot 1 phase took {time.monotonic() - t:.1f} s", flush=True)
             t = time.monotonic()
-            reboot(c, 2, power_cut=True)  # nothing unmounted, no array stopped
-            boot2(c, digest)
+            reboot(c, 2, power_cut=None)
+            digest = boot2(c, before)
             print(f"boot 2 phase took {time.monotonic() - t:.1f} s", flush=True)
             t = time.monotonic()
-            reboot(c, 3, power_cut=False)
+            reboot(c, 3, power_cut=True)  # nothing unmounted, no array stopped
             boot3(c, digest)
             print(f"boot 3 phase took {time.monotonic() - t:.1f} s", flush=True)
+            t = time.monotonic()
+            reboot(c, 4, power_cut=False)
+            boot4(c, digest)
+            print(f"boot 4 phase took {time.monotonic() - t:.1f} s", flush=True)
         except NodeFailed as e:
             check("VM ran without kernel panic or QEMU exit", False, str(e))
         except ClusterError as e:

@@ -338,7 +338,7 @@ impl Host for FakeHost {
     fn stop_array(&mut self, md_device: &str) -> Result<(), HostError> {
         let line = format!("mdadm --stop {md_device}");
         self.alive()?;
-        if self.running.get(md_device).is_none() {
+        if !self.running.contains_key(md_device) {
             return Err(failed(&line, &format!("mdadm: error opening {md_device}: No such file or directory")));
         }
         self.change("mdadm --stop", line)?;
@@ -448,7 +448,7 @@ impl Host for FakeHost {
     fn vgchange(&mut self, vg: &str, active: bool) -> Result<(), HostError> {
         let line = format!("vgchange -a{} {vg}", if active { "y" } else { "n" });
         self.alive()?;
-        if !self.vgs.get(vg).is_some_and(|u| self.md_of_uuid(u).is_some()) {
+        if self.vgs.get(vg).is_none_or(|u| self.md_of_uuid(u).is_none()) {
             return Err(failed(&line, &format!("  Volume group \"{vg}\" not found")));
         }
         self.change("vgchange", line)?;

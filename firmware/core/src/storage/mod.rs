@@ -83,3 +83,62 @@ pub(crate) mod testdata {
         (0..s.len()).filter(|i| s.is_char_boundary(*i)).map(move |i| &s[..i])
     }
 }
+
+#[cfg(test)]
+mod garbled {
+    //! Every parser on arbitrary text and on captured outputs with bytes
+    //! replaced: a value or a `ParseError`, never a panic.
+    use proptest::prelude::*;
+
+    use super::{exportfs, lvm, mdadm, mdstat, mounts, probe, testdata};
+
+    const CAPTURES: [&str; 10] = [
+        "examine-member.txt",
+        "detail-clean.txt",
+        "detail-reshape.txt",
+        "mdstat-resync.txt",
+        "mdstat-reshape.txt",
+        "pvs.txt",
+        "vgs-after-lv.txt",
+        "lvs-snapshot.txt",
+        "exportfs-v.txt",
+        "proc-mounts.txt",
+    ];
+
+    fn all_parsers(text: &str) {
+        let _ = mdadm::parse_examine(text);
+        let _ = mdadm::parse_detail(text);
+        let _ = mdstat::parse(text);
+        let _ = lvm::parse_pvs(text);
+        let _ = lvm::parse_vgs(text);
+        let _ = lvm::parse_lvs(text);
+        let _ = exportfs::parse(text);
+        let _ = mounts::parse(text);
+        let _ = probe::probe(text.as_bytes());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,400}") {
+            all_parsers(&text);
+        }
+
+        #[test]
+        fn captures_with_bytes_replaced(
+            which in 0..CAPTURES.len(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(
+                vec![b' ', b'\n', b'|', b'[', b']', b'(', b')', b'=', b':', b'/', b'%', b'0', b'9', b'\\', b'\t', b'x']
+            )), 1..8),
+        ) {
+            let mut bytes = testdata::text(CAPTURES[which]).into_bytes();
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            for (at, b) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            all_parsers(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}

@@ -14,6 +14,8 @@ pub const MD_NAME_MAX: usize = 32;
 pub const CLUSTER_NAME_MAX: usize = 15;
 /// Also the ext4 label limit (16 bytes).
 pub const GROUP_NAME_MAX: usize = 16;
+// "cluster:group" always fits an md superblock's name field.
+const _: () = assert!(CLUSTER_NAME_MAX + 1 + GROUP_NAME_MAX <= MD_NAME_MAX);
 /// The data volume's name inside the group's VG.
 pub const DATA_LV: &str = "data";
 
@@ -98,8 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_fit_an_md_superblock_and_ext4_label() {
-        assert!(CLUSTER_NAME_MAX + 1 + GROUP_NAME_MAX <= MD_NAME_MAX);
+    fn derived_names() {
         let g = GroupName::new("g-1").expect("valid");
         assert_eq!(g.vg(), "opie_g-1");
         assert_eq!(g.lv_path(), "/dev/opie_g-1/data");
