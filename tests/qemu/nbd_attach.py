@@ -153,7 +153,9 @@ def run(c):
     print(f"  frozen ISU: write on the dead device failed after {secs:.1f} s", flush=True)
     check(f"frozen ISU: a write on /dev/nbd0 fails within {bound} s", rc not in (0, -1) and 0 < secs <= bound,
           f"exit {rc} after {secs:.1f} s: {out}")
-    rc, out = sh(c, "head1", "dmesg | grep -i 'nbd' | tail -12")
+    # The kernel's own account: request timeout, dead connection, then EIO
+    # for the read (sector 32000 = 4 KiB block 4000) after the dead timeout.
+    rc, out = sh(c, "head1", "dmesg | grep -E 'nbd0: (Connection timed out|Dead connection)|sector 32000 ' | head -4")
     print("  kernel: " + out.replace("\n", "\n  kernel: "), flush=True)
     c.resume("isu1")
 
