@@ -284,15 +284,11 @@ fn wizard(args: &Args, term: &mut Terminal, wizard: Wizard) -> Result<(), Hangup
 }
 
 fn run_wizard(args: &Args, term: &mut Terminal, mut wizard: Wizard) -> Result<(), Hangup> {
-    term.set_echo(!wizard.secret());
-    term.print(&format!("\n{}", wizard.screen()));
+    show(term, &wizard, &wizard.screen());
     loop {
         let line = term.line()?;
         match wizard.input(&line) {
-            Reply::Screen(screen) => {
-                term.set_echo(!wizard.secret());
-                term.print(&format!("\n{screen}"));
-            }
+            Reply::Screen(screen) => show(term, &wizard, &screen),
             Reply::Cancelled => {
                 term.print("Cancelled; nothing changed.\n");
                 return Ok(());
@@ -306,13 +302,21 @@ fn run_wizard(args: &Args, term: &mut Terminal, mut wizard: Wizard) -> Result<()
                     term.set_echo(true);
                     return confirm(args, term, generation, secs);
                 }
-                Err(e) => {
-                    term.set_echo(!wizard.secret());
-                    term.print(&format!("\nError: {e}\n{}", wizard.screen()));
-                }
+                Err(e) => show(term, &wizard, &format!("Error: {e}\n{}", wizard.screen())),
             },
         }
     }
+}
+
+/// Shows a wizard screen with echo set for its step: off before a
+/// password prompt appears, so type-ahead is not echoed either.
+fn show(term: &mut Terminal, wizard: &Wizard, screen: &str) {
+    term.set_echo(!wizard.secret());
+    term.print("\n");
+    if wizard.secret() && term.echo {
+        term.print("Note: this terminal cannot hide input; the password will show as you type.\n");
+    }
+    term.print(screen);
 }
 
 /// Asks the admin to keep a network change within `secs` seconds.
