@@ -355,18 +355,7 @@ fn transmit(wire: &mut Wire, file: &BlockFile, t: Transmission, session: &Sessio
                 read_reply(wire, file, &mut chunk, handle, offset, len as usize)?;
             }
             Decision::Run(Command::Write { offset, len, fua }) => {
-                let mut result = Ok(());
-                let mut at = offset;
-                let mut left = len as usize;
-                while left > 0 {
-                    let n = left.min(CHUNK);
-                    wire.read_exact(&mut chunk[..n])?;
-                    if result.is_ok() {
-                        result = file.write_at(&chunk[..n], at);
-                    }
-                    at += n as u64;
-                    left -= n;
-                }
+                let mut result = receive_write(wire, file, &mut chunk, offset, len as usize)?;
                 if fua && result.is_ok() {
                     result = file.sync_data();
                 }
@@ -405,6 +394,61 @@ fn transmit(wire: &mut Wire, file: &BlockFile, t: Transmission, session: &Sessio
             }
         }
     }
+}
+
+/// Receives a WRITE payload of `len` bytes and writes it at `offset`.
+/// Payload already buffered is written from the buffer; a large remainder
+/// is spliced from the socket into the file. After a failed write the rest
+/// of the payload is still consumed, so the stream stays in step; the
+/// failure is returned for the reply. The outer error ends the session.
+fn receive_write(
+    wire: &mut Wire,
+    file: &BlockFile,
+    chunk: &mut [u8],
+    offset: u64,
+    len: usize,
+) -> Result<io::Result<()>, SessionError> {
+    let mut result = Ok(());
+    let buffered = wire.buffered().min(len);
+    if buffered > 0 {
+        result = file.write_at(&wire.rbuf[wire.rpos..wire.rpos + buffered], offset);
+        wire.rpos += buffered;
+    }
+    let mut done = buffered;
+    if len - done > SMALL_READ
+        && let Some(mut pipe) = wire.pipe.take()
+    {
+        let mut keep = true;
+        while done < len && keep {
+            let n = pipe.fill_from_socket(&wire.sock, (len - done).min(chunk.len()))?;
+            let at = offset + done as u64;
+            if result.is_err() {
+                // The write already failed: only consume the payload.
+                pipe.read_into(&mut chunk[..n])?;
+            } else if let Err((written, e)) = pipe.drain_to_file(file, at, n) {
+                // Splice may not work for this file at all: copy what is
+                // left in the pipe, let a real failure be the reply, and
+                // copy from now on.
+                log::debug!("splice write failed ({e}); copying from now on");
+                pipe.read_into(&mut chunk[..n - written])?;
+                result = file.write_at(&chunk[..n - written], at + written as u64);
+                keep = false;
+            }
+            done += n;
+        }
+        if keep {
+            wire.pipe = Some(pipe);
+        }
+    }
+    while done < len {
+        let n = (len - done).min(CHUNK);
+        wire.read_exact(&mut chunk[..n])?;
+        if result.is_ok() {
+            result = file.write_at(&chunk[..n], offset + done as u64);
+        }
+        done += n;
+    }
+    Ok(result)
 }
 
 /// Answers a READ: small reads go straight into the reply buffer; larger
