@@ -84,10 +84,7 @@ impl Settings {
             Err(e) => return report.alerts.push(format!("cannot read the config probation record: {e}")),
         };
         let Some(previous) = probation.unsettled(loaded).cloned() else { return };
-        match self
-            .persist(&previous)
-            .and_then(|generation| self.settle(probation.previous_generation).map(|()| generation))
-        {
+        match self.persist(&previous).and_then(|generation| self.settle(generation).map(|()| generation)) {
             Ok(generation) => {
                 let message = format!(
                     "the supervisor restarted before a network change was confirmed: previous settings restored (generation {generation})"
@@ -136,7 +133,14 @@ impl Settings {
         }
         let generation = match self.persist(&new) {
             Ok(g) => g,
-            Err(e) => return Response::Refused(format!("not saved, nothing changed: {e}")),
+            Err(e) => {
+                if needs_confirm {
+                    // Left unsettled, the record would undo the next
+                    // change that is saved.
+                    let _ = self.settle(self.changes.running().1);
+                }
+                return Response::Refused(format!("not saved, nothing changed: {e}"));
+            }
         };
         let deadline = self.changes.applied(new, generation, self.now());
         self.run(report);
@@ -153,11 +157,10 @@ impl Settings {
 
     /// Answers `Request::ConfirmConfig`.
     pub fn confirm(&mut self, generation: u64) -> Response {
-        let previous_generation = self.changes.running().1;
         match self.changes.confirm(generation) {
             Ok(()) => {
                 info!("network change of config generation {generation} confirmed");
-                if let Err(e) = self.settle(previous_generation) {
+                if let Err(e) = self.settle(generation) {
                     let message = format!("confirmation not saved ({e}): a supervisor restart would undo the change");
                     error!("{message}");
                     return Response::Refused(message);
@@ -175,11 +178,10 @@ impl Settings {
     pub fn tick(&mut self, report: &mut StatusReport) -> bool {
         let now = self.now();
         if let Some(previous) = self.changes.due(now).cloned() {
-            let pending_generation = self.changes.running().1;
             match self.persist(&previous) {
                 Ok(generation) => {
                     self.changes.restored(generation);
-                    if let Err(e) = self.settle(pending_generation) {
+                    if let Err(e) = self.settle(generation) {
                         // A restart restores the previous config once more:
                         // harmless.
                         warn!("probation record not settled: {e}");
@@ -221,9 +223,10 @@ impl Settings {
         store.store(PROBATION_VERSION, &payload).map(|_| ()).map_err(|e| e.to_string())
     }
 
-    /// Marks the probation record settled.
-    fn settle(&self, previous_generation: u64) -> Result<(), String> {
-        self.write_probation(&Probation { previous_generation, previous: None })
+    /// Marks the probation record settled: the config of `generation`
+    /// (confirmed or restored) runs, nothing is to be restored at start.
+    fn settle(&self, generation: u64) -> Result<(), String> {
+        self.write_probation(&Probation { previous_generation: generation, previous: None })
     }
 
     /// Shows the running config in the status report and, on the
