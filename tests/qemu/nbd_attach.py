@@ -19,7 +19,9 @@ PASS/FAIL, then `N passed, N failed` and the wall time:
   - fencing: a second attach at epoch 6 (/dev/nbd1, another head id)
     makes the epoch-5 device's writes fail; epoch 6 reads the data intact
     and writes; epoch 5 cannot attach again (NBD_REP_ERR_POLICY, "stale
-    epoch 5"); the ISU log shows the grant and the dropped connection.
+    epoch 5"); the ISU log shows the grant and the dropped connection;
+  - the ISU VM killed at the end: a read on /dev/nbd1 fails within the
+    same bound.
 
 A kernel panic or an early QEMU exit fails the run at once with the log.
 
@@ -205,6 +207,13 @@ def run(c):
     rc, out = sh(c, "isu1", "logread | grep opie-nbd | tail -20")
     check("ISU log: epoch 6 granted and the epoch-5 connection dropped",
           'epoch 6 granted to "headB"' in out and "dropping a connection of epoch 5" in out, out)
+
+    # --- a killed ISU VM (power cut: no FIN, no RST) ----------------------
+    c.kill("isu1")
+    rc, secs, out = timed(c, "head1", "dd if=/dev/nbd1 of=/dev/null bs=4k count=1 skip=6000 iflag=direct 2>&1")
+    print(f"  killed ISU VM: read failed after {secs:.1f} s (timeout {TIMEOUT} s + dead timeout {DEAD} s)", flush=True)
+    check(f"killed ISU VM: a read on /dev/nbd1 fails within {bound} s", rc not in (0, -1) and 0 < secs <= bound,
+          f"exit {rc} after {secs:.1f} s: {out}")
     rc, out = sh(c, "head1", "opie nbd-detach --device /dev/nbd1")
     check("head1: nbd-detach /dev/nbd1", rc == 0, out)
 
