@@ -19,6 +19,12 @@
 //! Durability: a FLUSH, or a write with FUA, is answered only after
 //! fdatasync returned. Every connection to an export shares one open file,
 //! so NBD_FLAG_CAN_MULTI_CONN is advertised.
+//!
+//! Fencing (DESIGN §5): with `--fence-key-file`, `crate::nbd_fence` checks
+//! the epoch claim carried in each export name during the catalog lookup,
+//! persists a newer epoch and drops older connections before a GO is
+//! acknowledged, and gates every request on the connection's epoch still
+//! being the granted one.
 
 use std::collections::BTreeSet;
 use std::io::{self, IoSlice, Read, Write};
