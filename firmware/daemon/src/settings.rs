@@ -244,3 +244,122 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opie_core::status::ConfigOrigin;
+
+    fn report(config: &Config) -> StatusReport {
+        StatusReport {
+            version: "test".into(),
+            role: config.role,
+            hostname: config.hostname.clone(),
+            config_origin: ConfigOrigin::Factory,
+            config_generation: 0,
+            storage_iface: config.storage.iface.clone(),
+            storage_addr: config.storage.static_addr,
+            state_dir: String::new(),
+            key_fingerprint: String::new(),
+            uptime_secs: 0,
+            isus: Vec::new(),
+            head_link: None,
+            lease: None,
+            alerts: Vec::new(),
+        }
+    }
+
+    fn factory() -> Config {
+        Config::new(Role::Unconfigured, "opie")
+    }
+
+    fn head() -> Config {
+        Config::new(Role::Head, "head-1")
+    }
+
+    /// Starts settings as the supervisor does: from what the store holds.
+    fn boot(dir: &Path, window: Duration) -> (Settings, StatusReport) {
+        let store = SlotStore::new(dir, "config", CONFIG_MAGIC);
+        let (config, generation) = match store.load().expect("load").newest {
+            Some(l) => (Config::decode(l.version, &l.payload).expect("decode"), l.generation),
+            None => (factory(), 0),
+        };
+        let mut report = report(&config);
+        let settings = Settings::new(config, generation, Some(dir), false, window, &mut report);
+        (settings, report)
+    }
+
+    fn applied(response: Response) -> (u64, Option<u64>) {
+        match response {
+            Response::Applied { generation, confirm_within_secs } => (generation, confirm_within_secs),
+            other => panic!("not applied: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn confirmed_change_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, mut r) = boot(dir.path(), Duration::from_secs(60));
+        assert_eq!(applied(s.apply(head(), &mut r)), (1, Some(60)));
+        assert_eq!((r.role, r.config_generation, r.config_origin), (Role::Head, 1, ConfigOrigin::Stored));
+        assert!(matches!(s.confirm(1), Response::Done(_)));
+        assert!(matches!(s.confirm(1), Response::Refused(_)));
+        let (s, r) = boot(dir.path(), Duration::from_secs(60));
+        assert_eq!(s.changes.running(), (&head(), 1));
+        assert!(r.alerts.is_empty(), "{:?}", r.alerts);
+    }
+
+    #[test]
+    fn unconfirmed_change_is_undone_by_a_restart_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, mut r) = boot(dir.path(), Duration::from_secs(60));
+        applied(s.apply(head(), &mut r));
+        drop(s);
+        let (s, r) = boot(dir.path(), Duration::from_secs(60));
+        assert_eq!(s.changes.running(), (&factory(), 2));
+        assert_eq!((r.role, r.config_generation), (Role::Unconfigured, 2));
+        assert!(r.alerts[0].contains("restarted before a network change was confirmed"), "{:?}", r.alerts);
+        // Settled: the next start restores nothing more.
+        let (s, r) = boot(dir.path(), Duration::from_secs(60));
+        assert_eq!(s.changes.running(), (&factory(), 2));
+        assert!(r.alerts.is_empty());
+    }
+
+    #[test]
+    fn the_clock_rolls_back_after_the_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, mut r) = boot(dir.path(), Duration::ZERO);
+        applied(s.apply(head(), &mut r));
+        assert!(!s.tick(&mut r), "a host supervisor never stops for a restart");
+        assert_eq!((r.role, r.config_generation), (Role::Unconfigured, 2));
+        assert!(r.alerts[0].contains("not confirmed within the time allowed"));
+        assert!(matches!(s.confirm(1), Response::Refused(_)));
+        let (s, _) = boot(dir.path(), Duration::ZERO);
+        assert_eq!(s.changes.running(), (&factory(), 2));
+    }
+
+    #[test]
+    fn refused_changes_write_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, mut r) = boot(dir.path(), Duration::from_secs(60));
+        let isu = Config::new(Role::Isu, "isu-1");
+        assert_eq!(applied(s.apply(isu, &mut r)), (1, None), "a leased ISU changes no network");
+        let Response::Refused(why) = s.apply(head(), &mut r) else { panic!("role change accepted") };
+        assert!(why.contains("role cannot change"), "{why}");
+        let mut bad = Config::new(Role::Isu, "isu-1");
+        bad.hostname = "no spaces".into();
+        assert!(matches!(s.apply(bad, &mut r), Response::Refused(_)));
+        assert_eq!(s.config(), Response::Config { config: Config::new(Role::Isu, "isu-1"), generation: 1 });
+        let store = SlotStore::new(dir.path(), "config", CONFIG_MAGIC);
+        assert_eq!(store.load().expect("load").newest.expect("stored").generation, 1);
+    }
+
+    #[test]
+    fn without_a_state_disk_nothing_is_applied() {
+        let mut r = report(&factory());
+        let mut s = Settings::new(factory(), 0, None, false, Duration::from_secs(60), &mut r);
+        let Response::Refused(why) = s.apply(head(), &mut r) else { panic!("applied without a disk") };
+        assert!(why.contains("state disk is not usable"), "{why}");
+        assert_eq!(r.role, Role::Unconfigured);
+    }
+}
