@@ -103,6 +103,8 @@ struct Answers {
     gateway: Option<Option<Ipv4Addr>>,
     subnet: Option<Ipv4Cidr>,
     pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// This head's storage address as an offset in the subnet: 1 or 2, or
+    /// a custom one kept from the running config (a preseeded address).
     head_number: Option<u32>,
     isu_static: Option<bool>,
     isu_addr: Option<Ipv4Cidr>,
@@ -162,8 +164,8 @@ impl Wizard {
                 answers.head_number = base
                     .storage
                     .static_addr
-                    .map(|a| u32::from(a.addr).wrapping_sub(u32::from(head.storage_subnet.network())))
-                    .filter(|n| matches!(n, 1 | 2));
+                    .filter(|a| head.storage_subnet.contains(a.addr))
+                    .map(|a| u32::from(a.addr) - u32::from(head.storage_subnet.network()));
             } else {
                 answers.isu_static = Some(base.storage.static_addr.is_some());
                 answers.isu_addr = base.storage.static_addr;
@@ -303,9 +305,11 @@ impl Wizard {
                 a.pool = Some((start, end));
             }
             Step::ActiveHead => {
-                a.head_number = Some(match lower.as_str() {
-                    "1" => 1,
-                    "2" => 2,
+                let kept = a.head_number.filter(|n| *n > 2);
+                a.head_number = Some(match (lower.as_str(), kept) {
+                    ("1", _) => 1,
+                    ("2", _) => 2,
+                    (n, Some(k)) if n == k.to_string() => k,
                     _ => return Err(WizardError::NotAChoice { given: answer, choices: "1 or 2" }),
                 })
             }
@@ -469,10 +473,16 @@ impl Wizard {
                 format!("Addresses the head leases to ISUs, first-last, inside {subnet}."),
                 "The pool must leave out .1 and .2, the heads' addresses.".into(),
             ],
-            Step::ActiveHead => vec![
-                format!("1 = head 1, active at first start, storage address {}", nth_host(subnet, 1)),
-                format!("2 = head 2, passive (takes over), storage address {}", nth_host(subnet, 2)),
-            ],
+            Step::ActiveHead => {
+                let mut lines = vec![
+                    format!("1 = head 1, active at first start, storage address {}", nth_host(subnet, 1)),
+                    format!("2 = head 2, passive (takes over), storage address {}", nth_host(subnet, 2)),
+                ];
+                if let Some(n) = self.answers.head_number.filter(|n| *n > 2) {
+                    lines.push(format!("{n} = keep this head's current storage address {}", nth_host(subnet, n)));
+                }
+                lines
+            }
             Step::StorageMode => vec![
                 "'leased': the active head hands this ISU an address (recommended).".into(),
                 "'static': set one here; it works without any lease server.".into(),
@@ -569,11 +579,15 @@ impl Wizard {
             };
             let (s, e) = a.pool.unwrap_or_else(|| default_pool(subnet));
             let n = a.head_number.unwrap_or(1);
-            let which = if n == 1 { "active at first start" } else { "passive" };
+            let which = match n {
+                1 => "head 1 (active at first start)".to_string(),
+                2 => "head 2 (passive)".to_string(),
+                _ => "storage address kept".to_string(),
+            };
             lines.push(format!("  LAN:              {lan}"));
             lines.push(format!("  Storage subnet:   {subnet}"));
             lines.push(format!("  Lease pool:       {s} - {e}"));
-            lines.push(format!("  This head:        head {n} ({which}), {}/{}", nth_host(subnet, n), subnet.prefix));
+            lines.push(format!("  This head:        {which}, {}/{}", nth_host(subnet, n), subnet.prefix));
         } else {
             let addr = match (a.isu_static, a.isu_addr) {
                 (Some(true), Some(addr)) => addr.to_string(),
@@ -895,6 +909,26 @@ mod tests {
         assert!(summary.contains("head 2 (passive), 10.60.0.2/24"), "{summary}");
         let c = saved(w.input(""));
         assert!(!base.network_differs(&c), "unchanged answers changed the network");
+    }
+
+    #[test]
+    fn network_rerun_keeps_a_custom_head_address_unless_changed() {
+        let mut base = Config::new(Role::Head, "head-1");
+        base.set_storage_addr(cidr("10.77.0.5/24"));
+        let mut w = Wizard::network(&base);
+        let reply = feed(&mut w, &["", "", ""]);
+        let text = screen(&reply);
+        assert!(text.contains("5 = keep this head's current storage address 10.77.0.5"), "{text}");
+        assert!(text.ends_with("This head is head 1 or 2 (b = back) [5]: "), "{text}");
+        refuses(&mut w, "4", "type 1 or 2");
+        let summary = screen(&w.input("")).to_string();
+        assert!(summary.contains("This head:        storage address kept, 10.77.0.5/24"), "{summary}");
+        let c = saved(w.input("yes"));
+        assert!(!base.network_differs(&c), "the custom address changed");
+        // Choosing head 2 moves it.
+        let mut w = Wizard::network(&base);
+        let c = saved(feed(&mut w, &["", "", "", "2", "yes"]));
+        assert_eq!(c.storage.static_addr, Some(cidr("10.77.0.2/24")));
     }
 
     #[test]
