@@ -154,8 +154,9 @@ fn stty(args: &[&str]) -> Option<String> {
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    // Ctrl-C at the menu must not kill the console (issue 7); the shell it
-    // starts gets default signal handling back from exec.
+    // Ctrl-C at the menu must not kill the console (issue 7). Ignored
+    // signals stay ignored across exec, so the menu's shell and what it runs
+    // ignore Ctrl-C as well until opie-sys can reset them before exec.
     opie_sys::system::ignore_interrupt_signals();
     let mut term = Terminal::new();
     // Ends only when the terminal hangs up: init starts a fresh console.
