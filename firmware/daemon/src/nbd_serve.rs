@@ -8,13 +8,19 @@
 //!
 //! Threads and memory: each client gets one thread and fixed buffers (a
 //! [`READ_BUF`] input buffer, an [`OUT_BUF`] reply buffer, a [`CHUNK`]
-//! data buffer and a [`PIPE`] splice pipe that holds page-cache references
-//! rather than copies). Reads larger than [`SMALL_READ`] go from the page
-//! cache to the socket by splice, the file read completing before the
-//! reply header is sent so a read error is still reported as an error. Requests up to 32 MiB are carried through the data buffer
-//! a chunk at a time, so a client sending maximum-size requests costs the
+//! data buffer and a [`PIPE`] splice pipe that holds page-cache or socket
+//! buffer references rather than copies). Requests up to 32 MiB move a
+//! chunk at a time, so a client sending maximum-size requests costs the
 //! same memory as one sending 4 KiB ones, and at most `--max-clients`
 //! clients are served at once: RSS is bounded.
+//!
+//! Data paths: small reads are read straight into the reply buffer, and
+//! replies are batched until no further request is waiting. Reads larger
+//! than [`SMALL_READ`] go from the page cache to the socket by splice; the
+//! file read completes before the reply header is sent, so a read error is
+//! still reported as an error. Large write payloads are spliced from the
+//! socket into the file (one copy, into the page cache). When splice fails
+//! for a client, that client falls back to copying through the data buffer.
 //!
 //! Durability: a FLUSH, or a write with FUA, is answered only after
 //! fdatasync returned. Every connection to an export shares one open file,
