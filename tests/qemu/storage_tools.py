@@ -19,7 +19,11 @@ Boot 2: create-group again resumes: assembles the array it made (never a
   4 MiB are written and their sha256 kept; power cut (nothing unmounted).
 Boot 3: `opie storage assemble` assembles, activates and mounts (journal
   replay); the sha256 matches; `opie storage status` names the group;
-  a second assemble changes nothing; clean stop.
+  a second assemble changes nothing; through `opie storage`: an NFS
+  export added, listed (exportfs -v parsed) and removed, a missing
+  directory refused, a failing exportfs reported with its stderr, an SMB user added and its password changed
+  (ksmbd.adduser, ksmbd.control -r; checked by mount.cifs), resize2fs
+  growing the mounted ext4 after lvextend; clean stop.
 Boot 4: vdd is hot-removed (PCI remove: an ISU that is gone); assembling
   from vdb alone is refused (1 of 3: never fewer than all but one); from
   vdb vdc vdd it comes up degraded [3/2] with the data intact.
@@ -153,9 +157,54 @@ def boot3(c, digest):
     print("\n".join("    " + l for l in out.splitlines()), flush=True)
     rc, out = timed("assemble again", c, f"opie storage assemble {GROUP} {MEMBERS}")
     check("assemble again changes nothing", rc == 0 and "already up" in out, out[-400:])
-    # A clean stop this time, so boot 3 sees a clean array minus one member.
+    tools(c)
+    # A clean stop this time, so boot 4 sees a clean array minus one member.
     rc, out = sh(c, "umount /srv/g1 && vgchange -an opie_g1 && mdadm --stop /dev/md0 && sync")
     check("clean stop", rc == 0, out[-400:])
+
+
+def tools(c):
+    """The other Host calls through opie, over the real exportfs,
+    ksmbd.adduser, ksmbd.control and resize2fs."""
+    rc, out = sh(c, "modprobe nfsd && mount -t nfsd nfsd /proc/fs/nfsd && opie storage exports")
+    check("opie storage exports: none yet", rc == 0 and "no NFS exports" in out, out)
+    rc, out = timed("export", c, "opie storage export --client 10.77.0.0/24 --path /srv/g1/share"
+                                 " --options rw,sync,no_subtree_check,fsid=101 && opie storage exports")
+    check("export, then exportfs -v parsed back with its options",
+          rc == 0 and re.search(r"^/srv/g1/share 10\.77\.0\.0/24 \(.*\brw\b.*\)", out, re.M)
+          and "sync" in out and "fsid=101" in out, out)
+    rc, out = sh(c, "opie storage export --client '*' --path /srv/g1/nonexistent")
+    check("exporting a missing directory is refused before exportfs runs",
+          rc != 0 and "/srv/g1/nonexistent: not a directory" in out, out)
+    rc, out = sh(c, "opie storage export --client '*' --path /srv/g1/share --options rw,no_such_option")
+    check("a failing exportfs reports its exit status and stderr",
+          rc != 0 and "exportfs -o rw,no_such_option *:/srv/g1/share: exit status" in out
+          and "no_such_option" in out.split("exit status", 1)[-1], out)
+    rc, out = sh(c, "opie storage unexport --client 10.77.0.0/24 --path /srv/g1/share && opie storage exports")
+    check("unexport leaves no exports", rc == 0 and "no NFS exports" in out, out)
+
+    rc, out = sh(c, "modprobe ksmbd && modprobe cifs && mkdir -p /etc/ksmbd /mnt/s && printf '[global]\\n"
+                    "\\tnetbios name = opietest\\n[g1]\\n\\tpath = /srv/g1/share\\n\\tread only = no\\n"
+                    "\\tforce user = root\\n' >/etc/ksmbd/ksmbd.conf && ksmbd.mountd && sleep 1")
+    check("ksmbd.mountd started with share g1", rc == 0, out)
+    rc, out = timed("smb-user + smb-reload", c, "printf 'Secret-1\\n' | opie storage smb-user --user alice"
+                                                " && opie storage smb-reload")
+    check("smb-user adds alice (ksmbd.adduser), smb-reload (ksmbd.control -r)", rc == 0, out)
+    rc, out = sh(c, "mount.cifs //127.0.0.1/g1 /mnt/s -o username=alice,password=Secret-1,vers=3.1.1"
+                    " && cat /mnt/s/note && umount /mnt/s")
+    check("alice mounts the share over SMB3 and reads the group's file", rc == 0 and "hello" in out, out[-400:])
+    rc, out = sh(c, "printf 'Secret-2\\n' | opie storage smb-user --user alice --update && mount.cifs //127.0.0.1/g1"
+                    " /mnt/s -o username=alice,password=Secret-1,vers=3.1.1; echo old=$?; mount.cifs //127.0.0.1/g1"
+                    " /mnt/s -o username=alice,password=Secret-2,vers=3.1.1 && echo new=ok && umount /mnt/s")
+    check("smb-user --update changes the password (old refused, new works)",
+          "new=ok" in out and "old=0" not in out, out[-400:])
+    sh(c, "ksmbd.control -s; sleep 1")
+
+    rc, out = sh(c, "df -kP /srv/g1 | tail -1; lvextend -l +1 opie_g1/data >/dev/null && opie storage resize-fs"
+                    " /dev/opie_g1/data && df -kP /srv/g1 | tail -1")
+    sizes = [int(l.split()[1]) for l in out.splitlines() if l.startswith("/dev/")]
+    check("resize-fs grows the mounted ext4 online after lvextend",
+          rc == 0 and len(sizes) == 2 and sizes[1] > sizes[0], out[-400:])
 
 
 def boot4(c, digest):

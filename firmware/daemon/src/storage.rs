@@ -14,6 +14,9 @@
 //!   creates anything.
 //! - `status`: arrays from /proc/mdstat with their names and progress,
 //!   data volumes and where they are mounted.
+//! - `exports`, `export`, `unexport`, `smb-user`, `smb-reload`,
+//!   `resize-fs`: the `Host` calls the share manager and group growth are
+//!   built on, one each, for an operator (and the QEMU test) to run by hand.
 
 use std::time::Instant;
 
@@ -41,6 +44,53 @@ enum StorageCommand {
     Assemble(GroupArgs),
     /// Show arrays, data volumes and mounts.
     Status,
+    /// List the kernel NFS server's exports (`exportfs -v`, parsed).
+    Exports,
+    /// Export a directory over NFS now (`exportfs -o OPTIONS CLIENT:PATH`).
+    Export(ExportArgs),
+    /// Stop exporting a directory (`exportfs -u CLIENT:PATH`).
+    Unexport(UnexportArgs),
+    /// Add or change an SMB user of ksmbd; the password is read from stdin.
+    SmbUser(SmbUserArgs),
+    /// Make ksmbd.mountd re-read its configuration and users.
+    SmbReload,
+    /// Grow an ext4 filesystem to its (grown) volume, online when mounted.
+    ResizeFs(ResizeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// Who may mount: a host, a network (10.0.0.0/8) or `*`.
+    #[arg(long)]
+    client: String,
+    #[arg(long)]
+    path: String,
+    /// Export options, comma-separated.
+    #[arg(long, default_value = "rw,sync,no_subtree_check")]
+    options: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct UnexportArgs {
+    #[arg(long)]
+    client: String,
+    #[arg(long)]
+    path: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct SmbUserArgs {
+    #[arg(long)]
+    user: String,
+    /// The user exists already: change its password.
+    #[arg(long)]
+    update: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ResizeArgs {
+    /// The filesystem's device (e.g. /dev/opie_g1/data).
+    device: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,10 +220,40 @@ fn status() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn exports(host: &mut RealHost) -> Result<(), Box<dyn std::error::Error>> {
+    let list = host.exports()?;
+    if list.is_empty() {
+        println!("no NFS exports");
+    }
+    for e in list {
+        println!("{} {} ({})", e.path, e.client, e.options.join(","));
+    }
+    Ok(())
+}
+
+fn options(list: &str) -> Vec<String> {
+    list.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect()
+}
+
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut host = RealHost::default();
     match args.command {
         StorageCommand::CreateGroup(a) => bring(a, Mode::Create),
         StorageCommand::Assemble(a) => bring(a, Mode::Start),
         StorageCommand::Status => status(),
+        StorageCommand::Exports => exports(&mut host),
+        StorageCommand::Export(a) => Ok(host.export(&a.client, &a.path, &options(&a.options))?),
+        StorageCommand::Unexport(a) => Ok(host.unexport(&a.client, &a.path)?),
+        StorageCommand::SmbUser(a) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err("smb-user: no password on stdin".into());
+            }
+            Ok(host.ksmbd_set_user(&a.user, password, a.update)?)
+        }
+        StorageCommand::SmbReload => Ok(host.ksmbd_reload()?),
+        StorageCommand::ResizeFs(a) => Ok(host.resize2fs(&a.device)?),
     }
 }

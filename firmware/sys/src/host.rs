@@ -94,7 +94,7 @@ pub trait Host {
     fn probe(&mut self, device: &str) -> Result<Vec<Signature>, HostError>;
     /// `exportfs -v`.
     fn exports(&mut self) -> Result<Vec<Export>, HostError>;
-    /// `exportfs -o OPTIONS CLIENT:PATH`.
+    /// `exportfs -o OPTIONS CLIENT:PATH`; PATH must be a directory.
     fn export(&mut self, client: &str, path: &str, options: &[String]) -> Result<(), HostError>;
     /// `exportfs -u CLIENT:PATH`.
     fn unexport(&mut self, client: &str, path: &str) -> Result<(), HostError>;
@@ -438,6 +438,12 @@ impl Host for RealHost {
     }
 
     fn export(&mut self, client: &str, path: &str, options: &[String]) -> Result<(), HostError> {
+        // exportfs 2.8 keeps an entry whose directory it cannot stat in its
+        // table (and exits 1): refuse before it runs, so a failed export
+        // leaves nothing behind.
+        if !Path::new(path).is_dir() {
+            return Err(HostError::Io { path: path.to_string(), source: io::Error::other("not a directory") });
+        }
         self.quick("exportfs", &export_args(client, path, options)).map(drop)
     }
 
