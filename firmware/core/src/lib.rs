@@ -20,6 +20,7 @@ pub mod menu;
 pub mod nbd;
 pub mod nbd_client;
 pub mod recovery;
+pub mod shares;
 pub mod status;
 pub mod storage;
 pub mod wizard;
