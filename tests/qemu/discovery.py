@@ -92,6 +92,17 @@ def main():
             check(f"adopt {serial} as {role}", rc == 0 and f"adopted {serial}" in out, out)
         joined = status_until(c, "head1", r"(?s)(isu: \S+ key \S+ adopted as \w+, connected.*){3}")
         check("all three adopted ISUs connect to the head", joined)
+        # Adopted, each ISU exports its data disk over NBD, fenced with the
+        # key it shares with its head, and reports so.
+        for isu in ISUS:
+            m = status_until(c, isu, r"^export: normal, exports disk0 32 MiB$")
+            check(f"{isu} exports its data disk once adopted", m)
+        exported = status_until(c, "head1", r"(?s)(isu: \S+ key \S+ adopted as \w+, connected, normal, exports disk0 32 MiB.*){3}")
+        check("the head sees every ISU's export", exported)
+        # Fencing is on: an attach without a signed epoch is refused.
+        rc, out = c.shell("head1", f"modprobe nbd; opie nbd-attach --server {first['isu1']}:10809 "
+                                   "--export disk0 --device /dev/nbd0 2>&1")
+        check("an unfenced attach to an ISU's export is refused", rc != 0 and "refused" in out.lower(), out)
 
         # Full cluster reboot: same disks, same MACs.
         since = {n: c.mark(n) for n in ["head1"] + ISUS}

@@ -68,6 +68,8 @@ pub struct StatusReport {
     pub head_link: Option<String>,
     /// A node without a static address: its lease, in words.
     pub lease: Option<String>,
+    /// ISU: its NBD export, in words.
+    pub export: Option<String>,
     /// Problems the administrator should see, newest last.
     pub alerts: Vec<String>,
 }
@@ -105,6 +107,9 @@ impl StatusReport {
         let _ = writeln!(out, "uptime: {}s", self.uptime_secs);
         if let Some(lease) = &self.lease {
             let _ = writeln!(out, "lease: {lease}");
+        }
+        if let Some(export) = &self.export {
+            let _ = writeln!(out, "export: {export}");
         }
         if let Some(link) = &self.head_link {
             let _ = writeln!(out, "head link: {link}");
@@ -155,6 +160,7 @@ mod tests {
             }],
             head_link: Some("connected to 10.77.0.1:7780".into()),
             lease: None,
+            export: None,
             alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
         }
     }

@@ -8,6 +8,7 @@
 
 mod console;
 mod ctrl_link;
+mod export_link;
 mod lease_link;
 mod lease_serve;
 mod local;

@@ -14,13 +14,14 @@ use log::{info, warn};
 use opie_core::adoption::{ADOPTION_MAGIC, ADOPTION_VERSION, Registry, Seen, Standing};
 use opie_core::api::{Request, Response};
 use opie_core::config::Role;
-use opie_core::ctrl::keys::fingerprint;
+use opie_core::ctrl::keys::{NodeKey, fence_key, fingerprint};
 use opie_core::status::{IsuStatus, StatusReport};
 use opie_proto::ctrl::{IsuState, Message, StatusReport as IsuReport};
 use opie_sys::slots::SlotStore;
 use smol::channel::Sender;
 
 use crate::ctrl_link::{CTRL_PORT, CtrlEvent, Keys};
+use crate::export_link::ExportUpdate;
 use crate::lease_link::LeaseUpdate;
 use crate::settings::Settings;
 
@@ -37,6 +38,8 @@ pub enum Event {
     Ctrl(CtrlEvent),
     /// The storage-net lease client's news.
     Lease(LeaseUpdate),
+    /// The ISU's NBD export came up or went down.
+    Export(ExportUpdate),
     /// A task hit a problem the administrator must see.
     Alert(String),
     /// Periodic work: ISU status reports.
@@ -52,6 +55,23 @@ pub enum Event {
 pub enum Flow {
     Continue,
     Stop,
+}
+
+/// Work the loop must start on the node's behalf (tasks, processes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// ISU: serve the data disks over NBD, fenced with this key.
+    StartExport { fence_key: [u8; 32] },
+}
+
+/// The ISU's export, as the node knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Export {
+    /// Not adopted yet: nothing is exported before an admin says so.
+    WaitingForAdoption,
+    Starting,
+    Up(Vec<(String, u64)>),
+    Down(String),
 }
 
 /// One live control link.
@@ -78,6 +98,9 @@ pub struct Node {
     pinned_head: Option<[u8; 32]>,
     /// ISU: where the head's control channel is, when known.
     head: Option<SocketAddr>,
+    /// ISU: its NBD export.
+    export: Export,
+    effects: Vec<Effect>,
     links: HashMap<[u8; 32], Link>,
     /// The running config and changes to it from the console.
     settings: Settings,
@@ -108,12 +131,33 @@ impl Node {
             registry: Registry::default(),
             pinned_head: None,
             head,
+            export: Export::WaitingForAdoption,
+            effects: Vec::new(),
             links: HashMap::new(),
             settings,
         };
         node.load();
+        if let Some(head) = node.pinned_head {
+            node.start_export(head);
+        }
         node.refresh_isus();
         node
+    }
+
+    /// Work for the loop to start, in order.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// ISU: adopted by the head with key `head`, so export the data disks
+    /// fenced with the key the two share.
+    fn start_export(&mut self, head: [u8; 32]) {
+        if self.role != Role::Isu || self.export != Export::WaitingForAdoption {
+            return;
+        }
+        let pair = NodeKey::from_secret(self.secret).pair_key(&head);
+        self.effects.push(Effect::StartExport { fence_key: fence_key(&pair) });
+        self.export = Export::Starting;
     }
 
     fn load(&mut self) {
@@ -162,6 +206,13 @@ impl Node {
             }
             Event::Ctrl(event) => self.on_ctrl(event),
             Event::Lease(update) => self.on_lease(update),
+            Event::Export(update) => {
+                self.export = match update {
+                    ExportUpdate::Up(exports) => Export::Up(exports),
+                    ExportUpdate::Down(why) => Export::Down(why),
+                };
+                self.report_to_head();
+            }
             Event::Alert(message) => self.alert(message),
             Event::Tick => self.report_to_head(),
             Event::Clock => {
@@ -301,6 +352,7 @@ impl Node {
             Ok(_) => {
                 info!("pinned head key {}", fingerprint(&public_key));
                 self.pinned_head = Some(public_key);
+                self.start_export(public_key);
             }
             Err(e) => self.alert(format!("head key {} not pinned: {e}", fingerprint(&public_key))),
         }
@@ -311,12 +363,14 @@ impl Node {
         if self.role != Role::Isu {
             return;
         }
-        let report = IsuReport {
-            state: IsuState::Booting,
-            epoch: 0,
-            exports: Vec::new(),
-            detail: "supervisor running; storage export not started by the supervisor yet".into(),
+        let (state, exports, detail) = match &self.export {
+            Export::WaitingForAdoption => (IsuState::Booting, Vec::new(), "waiting for adoption".to_string()),
+            Export::Starting => (IsuState::Booting, Vec::new(), "starting the NBD server".to_string()),
+            Export::Up(exports) => (IsuState::Normal, exports.clone(), String::new()),
+            Export::Down(why) => (IsuState::NbdDown, Vec::new(), why.clone()),
         };
+        let report = IsuReport { state, epoch: 0, exports, detail };
+        self.report.export = Some(describe(&report));
         for link in self.links.values() {
             let _ = link.outbox.try_send(Message::Status(report.clone()));
         }
@@ -354,5 +408,11 @@ fn describe(report: &IsuReport) -> String {
         IsuState::MdBroken => "md broken",
         IsuState::NbdDown => "NBD server down",
     };
-    if report.detail.is_empty() { state.to_string() } else { format!("{state}: {}", report.detail) }
+    let exports: Vec<String> =
+        report.exports.iter().map(|(name, bytes)| format!("{name} {} MiB", bytes / (1024 * 1024))).collect();
+    match (report.detail.is_empty(), exports.is_empty()) {
+        (true, true) => state.to_string(),
+        (true, false) => format!("{state}, exports {}", exports.join(", ")),
+        (false, _) => format!("{state}: {}", report.detail),
+    }
 }

@@ -24,6 +24,7 @@ use opie_core::config_change::CONFIRM_WINDOW;
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
 use opie_core::status::StatusReport;
 use opie_sys::slots::SlotStore;
+use opie_sys::system::DataDisk;
 use opie_sys::statedisk::{self, Prepared};
 use opie_sys::{netif, random, system};
 use smol::channel::Sender;
@@ -35,7 +36,8 @@ use thiserror::Error;
 use crate::ctrl_link::{self, CTRL_PORT, LoopHandle};
 use crate::lease_link::{self, LEASE_MAGIC};
 use crate::lease_serve;
-use crate::node::{Event, Flow, Node};
+use crate::export_link::{self, ExportUpdate};
+use crate::node::{Effect, Event, Flow, Node};
 use crate::settings::Settings;
 use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
 
@@ -218,14 +220,21 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         isus: Vec::new(),
         head_link: (config.role == Role::Isu).then(|| "not connected yet".to_string()),
         lease: lease_client.as_ref().map(|_| "looking for a lease server".to_string()),
+        export: (config.role == Role::Isu).then(|| "waiting for adoption".to_string()),
         alerts,
     };
+    // An ISU exports its data disks once adopted; the granted epochs live
+    // on the state disk (DESIGN §5), so no export without one. Only on the
+    // appliance: a host's disks are never ours to export.
+    let export = (args.appliance && config.role == Role::Isu && persist)
+        .then(|| (opie_sys::system::data_disks(boot.state_device.as_deref()), state_dir.join("nbd")));
     let window = Duration::from_secs(args.confirm_window_secs);
     let settings =
         Settings::new(config, generation, persist.then_some(state_dir.as_path()), args.appliance, window, &mut report);
     let node =
         Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings, head);
-    smol::block_on(event_loop(node, &socket, ctrl, lease_client, lease_server))?;
+    let tasks = Tasks { ctrl, lease_client, lease_server, export };
+    smol::block_on(event_loop(node, &socket, tasks))?;
     Ok(())
 }
 
@@ -402,13 +411,18 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The lease client's interface, host name, serial and remembered-lease store.
 type LeaseClientArgs = (String, String, String, Option<SlotStore>);
 
-async fn event_loop(
-    mut node: Node,
-    socket: &Path,
+/// The tasks a node's role runs beside its event loop.
+struct Tasks {
     ctrl: Option<Ctrl>,
     lease_client: Option<LeaseClientArgs>,
     lease_server: Option<lease_serve::Service>,
-) -> Result<(), SupervisorError> {
+    /// ISU: its data disks and where the NBD server keeps granted epochs;
+    /// started once the ISU is adopted (see `Effect::StartExport`).
+    export: Option<(Vec<DataDisk>, PathBuf)>,
+}
+
+async fn event_loop(mut node: Node, socket: &Path, tasks: Tasks) -> Result<(), SupervisorError> {
+    let Tasks { ctrl, lease_client, lease_server, mut export } = tasks;
     let (events, inbox) = smol::channel::bounded::<Event>(256);
     let listener = bind_socket(socket)?;
     let signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
@@ -452,6 +466,13 @@ async fn event_loop(
             while let Ok(event) = inbox.recv().await {
                 if node.apply(event) == Flow::Stop {
                     break;
+                }
+                for effect in node.take_effects() {
+                    match effect {
+                        Effect::StartExport { fence_key } => {
+                            start_export(executor, export.take(), socket, fence_key, &events).await
+                        }
+                    }
                 }
             }
             Ok(())
@@ -524,6 +545,29 @@ async fn answer_local(mut stream: smol::net::unix::UnixStream, events: Sender<Ev
         }
         Err(e) => error!("local response cannot be sealed: {e}"),
     }
+}
+
+/// ISU: writes the fencing key where only root reads it (tmpfs, next to
+/// the local socket; it is derived again at every start, never stored)
+/// and runs the NBD server task.
+async fn start_export(
+    executor: &'static smol::Executor<'static>,
+    export: Option<(Vec<DataDisk>, PathBuf)>,
+    socket: &Path,
+    fence_key: [u8; 32],
+    events: &Sender<Event>,
+) {
+    let Some((disks, epoch_dir)) = export else { return };
+    if disks.is_empty() {
+        let _ = events.send(Event::Export(ExportUpdate::Down("no data disks found".into()))).await;
+        return;
+    }
+    let key_file = socket.with_file_name("fence.key");
+    if let Err(e) = opie_sys::system::write_secret(&key_file, &fence_key) {
+        let _ = events.send(Event::Export(ExportUpdate::Down(format!("fencing key not written: {e}")))).await;
+        return;
+    }
+    executor.spawn(export_link::run(disks, key_file, epoch_dir, events.clone())).detach();
 }
 
 async fn ticks(events: Sender<Event>) {

@@ -49,3 +49,43 @@ pub fn hardware_serial(iface: &str) -> Option<String> {
     let mac: String = mac.trim().chars().filter(|c| *c != ':').collect();
     (mac.len() == 12 && mac != "000000000000").then(|| format!("MAC-{}", mac.to_uppercase()))
 }
+
+/// A whole disk the node may export: its device path and size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDisk {
+    pub device: std::path::PathBuf,
+    pub size: u64,
+}
+
+/// The node's data disks: every whole virtio, SCSI/SATA or NVMe disk with
+/// a size, except the one holding the state device (DESIGN §9: data disks
+/// hold only RAID data; the state disk is the boot flash).
+pub fn data_disks(state_device: Option<&str>) -> Vec<DataDisk> {
+    let state = state_device.and_then(|d| d.rsplit('/').next()).unwrap_or("");
+    let Ok(entries) = std::fs::read_dir("/sys/block") else { return Vec::new() };
+    let mut disks: Vec<DataDisk> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| ["vd", "sd", "xvd", "nvme"].iter().any(|p| name.starts_with(p)))
+        .filter(|name| state.is_empty() || !state.starts_with(name.as_str()))
+        .filter_map(|name| {
+            let sectors: u64 = std::fs::read_to_string(format!("/sys/block/{name}/size")).ok()?.trim().parse().ok()?;
+            (sectors > 0).then(|| DataDisk { device: format!("/dev/{name}").into(), size: sectors * 512 })
+        })
+        .collect();
+    disks.sort_by(|a, b| a.device.cmp(&b.device));
+    disks
+}
+
+/// Writes a secret (a key) to `path` readable by its owner only: created
+/// with mode 0600 before any byte is written, replaced atomically.
+pub fn write_secret(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

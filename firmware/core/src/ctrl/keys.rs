@@ -74,6 +74,12 @@ impl NodeKey {
     }
 }
 
+/// The NBD fencing key an adopted head and ISU share (DESIGN §5): the
+/// head signs its epoch claims with it, the ISU checks them.
+pub fn fence_key(pair_key: &[u8; 32]) -> [u8; 32] {
+    expand(None, pair_key, b"opie nbd fence key v1")
+}
+
 /// The key of one control connection.
 pub fn session_key(pair_key: &[u8; 32], client_nonce: &[u8; 16], server_nonce: &[u8; 16]) -> [u8; 32] {
     let mut salt = [0u8; 32];
@@ -110,6 +116,8 @@ mod tests {
         let s = session_key(&k1, &[4; 16], &[5; 16]);
         assert_eq!(s, session_key(&k2, &[4; 16], &[5; 16]));
         assert_ne!(s, session_key(&k1, &[5; 16], &[4; 16]));
+        assert_eq!(fence_key(&k1), fence_key(&k2));
+        assert_ne!(fence_key(&k1), k1);
     }
 
     #[test]
