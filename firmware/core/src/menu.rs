@@ -247,6 +247,7 @@ mod tests {
             isus: Vec::new(),
             head_link: None,
             lease: None,
+            export: None,
             alerts: Vec::new(),
         }
     }
