@@ -56,6 +56,22 @@ pub enum ParseError {
     BadLine { tool: &'static str, line: usize, text: String },
 }
 
+/// Every storage parser on the same bytes (as text, lossily): the body of
+/// the `storage_reports` cargo-fuzz target. A value or a `ParseError`,
+/// never a panic; nothing to round-trip, these formats are only read.
+pub fn fuzz_parse_all(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = mdadm::parse_examine(&text);
+    let _ = mdadm::parse_detail(&text);
+    let _ = mdstat::parse(&text);
+    let _ = lvm::parse_pvs(&text);
+    let _ = lvm::parse_vgs(&text);
+    let _ = lvm::parse_lvs(&text);
+    let _ = exportfs::parse(&text);
+    let _ = mounts::parse(&text);
+    let _ = probe::probe(data);
+}
+
 /// Parses a decimal u64 for a parser's error reporting.
 pub(crate) fn number(tool: &'static str, what: &'static str, value: &str) -> Result<u64, ParseError> {
     value.trim().parse::<u64>().map_err(|_| ParseError::BadNumber { tool, what, value: value.to_string() })
@@ -90,7 +106,7 @@ mod garbled {
     //! replaced: a value or a `ParseError`, never a panic.
     use proptest::prelude::*;
 
-    use super::{exportfs, lvm, mdadm, mdstat, mounts, probe, testdata};
+    use super::testdata;
 
     const CAPTURES: [&str; 10] = [
         "examine-member.txt",
@@ -106,15 +122,7 @@ mod garbled {
     ];
 
     fn all_parsers(text: &str) {
-        let _ = mdadm::parse_examine(text);
-        let _ = mdadm::parse_detail(text);
-        let _ = mdstat::parse(text);
-        let _ = lvm::parse_pvs(text);
-        let _ = lvm::parse_vgs(text);
-        let _ = lvm::parse_lvs(text);
-        let _ = exportfs::parse(text);
-        let _ = mounts::parse(text);
-        let _ = probe::probe(text.as_bytes());
+        super::fuzz_parse_all(text.as_bytes());
     }
 
     proptest! {
