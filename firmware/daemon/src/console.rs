@@ -154,9 +154,8 @@ fn stty(args: &[&str]) -> Option<String> {
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    // Ctrl-C at the menu must not kill the console (issue 7). Ignored
-    // signals stay ignored across exec, so the menu's shell and what it runs
-    // ignore Ctrl-C as well until opie-sys can reset them before exec.
+    // Ctrl-C at the menu must not kill the console (issue 7); the shell it
+    // starts gets Ctrl-C back (`default_interrupts`).
     opie_sys::system::ignore_interrupt_signals();
     let mut term = Terminal::new();
     // Ends only when the terminal hangs up: init starts a fresh console.
@@ -377,7 +376,7 @@ fn reboot(term: &mut Terminal) -> Result<(), Hangup> {
 
 fn shell(term: &mut Terminal) {
     term.print("Starting a shell; type 'exit' to return to the menu.\n");
-    if let Err(e) = Command::new("/bin/sh").arg("-l").status() {
+    if let Err(e) = opie_sys::system::default_interrupts(Command::new("/bin/sh").arg("-l")).status() {
         term.print(&format!("Error: cannot start /bin/sh: {e}\n"));
     }
 }

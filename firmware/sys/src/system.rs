@@ -24,8 +24,8 @@ pub fn set_hostname(name: &str) -> Result<(), SystemError> {
 }
 
 /// Ignores SIGINT and SIGQUIT in this process (a console that Ctrl-C must
-/// not kill). Ignored dispositions survive exec; children that want
-/// default handling (shells) reset them themselves.
+/// not kill). Ignored dispositions survive exec: start children that want
+/// Ctrl-C back (a shell) through [`default_interrupts`].
 pub fn ignore_interrupt_signals() {
     for signal in [libc::SIGINT, libc::SIGQUIT] {
         // SAFETY: SIG_IGN is a valid disposition for these signals and no
@@ -33,6 +33,25 @@ pub fn ignore_interrupt_signals() {
         unsafe {
             libc::signal(signal, libc::SIG_IGN);
         }
+    }
+}
+
+/// Makes `command`'s process start with SIGINT and SIGQUIT at their
+/// default dispositions, whatever this process does with them (a shell
+/// started from the console must be interruptible, and a POSIX shell keeps
+/// signals it inherits as ignored).
+pub fn default_interrupts(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the child between fork and exec, where only
+    // async-signal-safe functions may be called; it calls only signal(2),
+    // which is, allocates nothing and touches no lock.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        })
     }
 }
 
@@ -88,4 +107,24 @@ pub fn write_secret(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    use super::*;
+
+    #[test]
+    fn children_get_interrupts_back() {
+        // As the console does; harmless for the rest of this test binary.
+        ignore_interrupt_signals();
+        let script = "kill -INT $$; echo survived";
+        let inherited = Command::new("sh").args(["-c", script]).output().expect("run sh");
+        assert_eq!(String::from_utf8_lossy(&inherited.stdout).trim(), "survived");
+        let reset = default_interrupts(Command::new("sh").args(["-c", script])).output().expect("run sh");
+        assert_eq!(reset.status.signal(), Some(libc::SIGINT), "{reset:?}");
+        assert!(reset.stdout.is_empty());
+    }
 }
