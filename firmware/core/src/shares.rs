@@ -161,18 +161,22 @@ impl Share {
     }
 }
 
-/// A local user (for SMB).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub name: String,
-    /// MD4 of the UTF-16LE password: what ksmbd authenticates against.
-    pub nt_hash: [u8; 16],
+/// MD4 of a UTF-16LE password: what ksmbd authenticates against. A
+/// secret: its `Debug` shows nothing of it, so it never reaches a log.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NtHash(pub [u8; 16]);
+
+impl fmt::Debug for NtHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NtHash(<hidden>)")
+    }
 }
 
-impl fmt::Debug for User {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User").field("name", &self.name).field("nt_hash", &"<hidden>").finish()
-    }
+/// A local user (for SMB).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub nt_hash: NtHash,
 }
 
 /// A local group: a name for a list of users in a share's valid users.
@@ -212,6 +216,29 @@ pub struct ShareEdit {
     pub smb_access: Option<Access>,
     /// Replace SMB's valid users (names or `@group`).
     pub smb_users: Option<Vec<String>>,
+}
+
+/// What the local API asks of the share manager (`Request::Shares`).
+/// Positional like every API enum: only append variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShareCommand {
+    /// Shares, user names and groups.
+    List,
+    /// A new share on `pool` (default: the one mounted data volume) in
+    /// directory `path` (default: the share's name).
+    Create { name: String, pool: Option<String>, path: Option<String>, edit: ShareEdit },
+    Change { name: String, edit: ShareEdit },
+    /// Stop serving a share; its directory and files stay.
+    Remove { name: String },
+    /// Add a user (`create`) or change a user's password.
+    SetUser { name: String, nt_hash: NtHash, create: bool },
+    RemoveUser { name: String },
+    /// Create a group or replace its members.
+    SetGroup { name: String, members: Vec<String> },
+    RemoveGroup { name: String },
+    /// Serve what the record says now (after a data volume was mounted,
+    /// or after fixing what made an earlier apply fail).
+    Apply,
 }
 
 /// A listing for clients: no password hashes.
@@ -363,7 +390,7 @@ pub fn check_pool(pool: &str) -> Result<(), ShareError> {
 }
 
 /// Checks a password ksmbd can take and returns its NT hash.
-pub fn nt_hash(password: &str) -> Result<[u8; 16], ShareError> {
+pub fn nt_hash(password: &str) -> Result<NtHash, ShareError> {
     if password.is_empty() {
         return Err(ShareError::BadPassword("it is empty"));
     }
@@ -374,7 +401,25 @@ pub fn nt_hash(password: &str) -> Result<[u8; 16], ShareError> {
         return Err(ShareError::BadPassword("it contains a line break or NUL"));
     }
     let utf16: Vec<u8> = password.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-    Ok(md4(&utf16))
+    Ok(NtHash(md4(&utf16)))
+}
+
+/// Mount points of mounted Opie data volumes (`opie_<group>/data`, ext4),
+/// as `/proc/self/mounts` lists them (device-mapper names or LVM paths).
+pub fn data_volume_mounts(mounts: &[crate::storage::mounts::Mount]) -> Vec<String> {
+    let mut out: Vec<String> = mounts
+        .iter()
+        .filter(|m| m.fstype == "ext4")
+        .filter(|m| {
+            let lvm = m.source.strip_prefix("/dev/opie_").and_then(|r| r.strip_suffix("/data")).is_some_and(|g| !g.contains('/'));
+            let mapper = m.source.strip_prefix("/dev/mapper/opie_").is_some_and(|r| r.ends_with("-data") && !r.contains('/'));
+            lvm || mapper
+        })
+        .map(|m| m.target.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Whether directory `a` is `b` or lies inside it (or the other way round).
@@ -531,7 +576,7 @@ impl Shares {
     }
 
     /// Adds a user (`create`) or changes an existing user's password.
-    pub fn set_user(&self, name: &str, nt_hash: [u8; 16], create: bool) -> Result<Shares, ShareError> {
+    pub fn set_user(&self, name: &str, nt_hash: NtHash, create: bool) -> Result<Shares, ShareError> {
         check_user_name("user", name)?;
         let mut next = self.clone();
         match (next.users.iter_mut().find(|u| u.name == name), create) {
@@ -680,7 +725,7 @@ impl Shares {
 
     /// `/etc/ksmbd/ksmbdpwd.db`: `name:base64(nt_hash)` per user.
     pub fn render_ksmbd_passwords(&self) -> String {
-        self.users.iter().map(|u| format!("{}:{}\n", u.name, base64(&u.nt_hash))).collect()
+        self.users.iter().map(|u| format!("{}:{}\n", u.name, base64(&u.nt_hash.0))).collect()
     }
 
     /// Whether any share on a mounted pool has NFS (SMB) on.
@@ -852,7 +897,7 @@ mod tests {
             assert_eq!(hex(&md4(input.as_bytes())), want, "md4({input:?})");
         }
         // The NT hash of "password", as every NTLM reference lists it.
-        assert_eq!(hex(&nt_hash("password").expect("hash")), "8846f7eaee8fb117ad06bdd830b7586c");
+        assert_eq!(hex(&nt_hash("password").expect("hash").0), "8846f7eaee8fb117ad06bdd830b7586c");
         assert_eq!(base64(b""), "");
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
@@ -861,6 +906,20 @@ mod tests {
         assert_eq!(nt_hash(""), Err(ShareError::BadPassword("it is empty")));
         assert!(nt_hash(&"x".repeat(129)).is_err());
         assert!(nt_hash("a\nb").is_err());
+    }
+
+    #[test]
+    fn data_volumes_are_found_in_mounts() {
+        use crate::storage::mounts::parse;
+        let text = "/dev/root / rootfs rw 0 0\n\
+                    /dev/mapper/opie_g1-data /srv/g1 ext4 rw,relatime 0 0\n\
+                    /dev/opie_g--2/data /srv/g-2 ext4 rw 0 0\n\
+                    /dev/mapper/opie_g1-snap /mnt/snap ext4 ro 0 0\n\
+                    /dev/mapper/other-data /srv/other ext4 rw 0 0\n\
+                    /dev/mapper/opie_g3-data /srv/g3 xfs rw 0 0\n\
+                    /dev/vda /var/lib/opie ext4 rw 0 0\n";
+        let mounts = parse(text).expect("parse");
+        assert_eq!(data_volume_mounts(&mounts), vec!["/srv/g-2".to_string(), "/srv/g1".to_string()]);
     }
 
     #[test]
@@ -953,7 +1012,7 @@ mod tests {
         );
         assert_eq!(
             s.render_ksmbd_passwords(),
-            format!("alice:{}\nbob:iEb36u6PsRetBr3YMLdYbA==\n", base64(&nt_hash("Secret-1").expect("hash")))
+            format!("alice:{}\nbob:iEb36u6PsRetBr3YMLdYbA==\n", base64(&nt_hash("Secret-1").expect("hash").0))
         );
     }
 
@@ -997,9 +1056,9 @@ mod tests {
         assert!(msg(s.change("docs", &ShareEdit { nfs_access: Some(Access::ReadOnly), nfs_off: true, ..e.clone() }))
             .contains("cannot turn NFS off"));
         assert_eq!(msg(s.change("nope", &e)), "no share named \"nope\"");
-        assert_eq!(msg(s.set_user("alice", [0; 16], true)), "user \"alice\" already exists");
-        assert_eq!(msg(s.set_user("carol", [0; 16], false)), "no user named \"carol\"");
-        assert!(msg(s.set_user("Alice", [0; 16], true)).contains("lowercase"));
+        assert_eq!(msg(s.set_user("alice", NtHash([0; 16]), true)), "user \"alice\" already exists");
+        assert_eq!(msg(s.set_user("carol", NtHash([0; 16]), false)), "no user named \"carol\"");
+        assert!(msg(s.set_user("Alice", NtHash([0; 16]), true)).contains("lowercase"));
         assert_eq!(msg(s.remove_user("alice")), "user \"alice\" is still used by share docs, group staff; change that first");
         assert_eq!(msg(s.remove_group("staff")), "group \"staff\" is still used by share public; change that first");
         assert!(msg(s.set_group("crew", &["zed".into()])).contains("user \"zed\" does not exist"));
@@ -1038,7 +1097,8 @@ mod tests {
         }
         let debug = format!("{s:?}");
         assert!(debug.contains("alice") && debug.contains("<hidden>"));
-        let hash = nt_hash("Secret-1").expect("hash");
+        let hash = nt_hash("Secret-1").expect("hash").0;
         assert!(!debug.contains(&format!("{:?}", hash)) && !debug.contains(&hex(&hash)));
+        assert_eq!(format!("{:?}", NtHash(hash)), "NtHash(<hidden>)");
     }
 }

@@ -13,6 +13,7 @@ pub mod lease_store;
 pub mod nbd_netlink;
 pub mod netif;
 pub mod random;
+pub mod shares;
 pub mod slots;
 pub mod splice;
 pub mod statedisk;

@@ -8,3 +8,4 @@
 
 pub mod clock;
 pub mod fake_host;
+pub mod fake_shares;
