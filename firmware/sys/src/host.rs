@@ -64,7 +64,8 @@ pub trait Host {
     fn mdstat(&mut self) -> Result<Mdstat, HostError>;
     /// `mdadm --create` (see [`create_args`]).
     fn create_array(&mut self, md_device: &str, name: &str, homehost: &str, members: &[String]) -> Result<(), HostError>;
-    /// `mdadm --assemble --run --uuid=UUID MD MEMBERS...`.
+    /// `mdadm --assemble --run --uuid=UUID MD MEMBERS...` (an inactive,
+    /// half-assembled MD is stopped first).
     fn assemble_array(&mut self, md_device: &str, uuid: &str, members: &[String]) -> Result<(), HostError>;
     /// `mdadm --stop MD`.
     fn stop_array(&mut self, md_device: &str) -> Result<(), HostError>;
@@ -364,6 +365,13 @@ impl Host for RealHost {
 
     fn assemble_array(&mut self, md_device: &str, uuid: &str, members: &[String]) -> Result<(), HostError> {
         self.prepare_md()?;
+        // An earlier assembly that stopped half-way leaves the node
+        // inactive and holding some members: release it first, or mdadm
+        // refuses with "already in use".
+        let name = md_device.strip_prefix("/dev/").unwrap_or(md_device);
+        if self.mdstat()?.array(name).is_some_and(|a| !a.active) {
+            self.stop_array(md_device)?;
+        }
         self.slow("mdadm", &assemble_args(md_device, uuid, members)).map(drop)
     }
 

@@ -44,23 +44,25 @@ pub struct Ran {
     pub took: Duration,
 }
 
-/// Observes what the planner needs. A member device that cannot be opened
+/// Observes what the planner needs. A member device that cannot be read
 /// is reported as absent (size 0, nothing on it) when starting, so a group
 /// with one ISU down still assembles degraded; when creating it is an error.
 pub fn observe(host: &mut dyn Host, spec: &GroupSpec, mode: Mode) -> Result<Observed, HostError> {
     let mut obs = Observed::default();
     for device in &spec.members {
-        let size = match host.device_size(device) {
-            Ok(size) => size,
-            Err(HostError::Io { .. }) if mode == Mode::Start => {
+        let seen = host.device_size(device).and_then(|size| Ok((size, host.examine(device)?, host.probe(device)?)));
+        match seen {
+            Ok((size, examine, signatures)) => {
+                obs.members.push(MemberState { device: device.clone(), size, examine, signatures });
+            }
+            // Missing or unreadable (an ISU that is down, an NBD device
+            // whose connection died): at start-up that member is absent.
+            Err(e) if mode == Mode::Start => {
+                log::warn!("storage: {device} is not usable, counted as absent: {e}");
                 obs.members.push(MemberState { device: device.clone(), size: 0, examine: None, signatures: vec![] });
-                continue;
             }
             Err(e) => return Err(e),
-        };
-        let examine = host.examine(device)?;
-        let signatures = host.probe(device)?;
-        obs.members.push(MemberState { device: device.clone(), size, examine, signatures });
+        }
     }
     obs.array = host.detail(&spec.md_device)?;
     if obs.array.is_some() {

@@ -9,13 +9,15 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// md 1.2 superblocks hold at most 32 bytes of "homehost:name".
+/// md 1.2 superblocks have a 32-byte name field. mdadm 4.4 (super1.c,
+/// `init_super1`) stores "homehost:name" only when it is shorter than 32
+/// bytes; otherwise it silently stores the bare name and the homehost (our
+/// cluster) is lost. Opie's names always leave room for the prefix.
 pub const MD_NAME_MAX: usize = 32;
-pub const CLUSTER_NAME_MAX: usize = 15;
+pub const CLUSTER_NAME_MAX: usize = 14;
 /// Also the ext4 label limit (16 bytes).
 pub const GROUP_NAME_MAX: usize = 16;
-// "cluster:group" always fits an md superblock's name field.
-const _: () = assert!(CLUSTER_NAME_MAX + 1 + GROUP_NAME_MAX <= MD_NAME_MAX);
+const _: () = assert!(CLUSTER_NAME_MAX + 1 + GROUP_NAME_MAX < MD_NAME_MAX);
 /// The data volume's name inside the group's VG.
 pub const DATA_LV: &str = "data";
 
@@ -115,5 +117,7 @@ mod tests {
         assert!(matches!(ClusterName::new("lab:1"), Err(NameError::BadCharacter { .. })));
         assert!(matches!(ClusterName::new("a/b"), Err(NameError::BadCharacter { .. })));
         assert!(ClusterName::new("lab").is_ok());
+        assert!(ClusterName::new("abcdefghijklmn").is_ok());
+        assert!(matches!(ClusterName::new("abcdefghijklmno"), Err(NameError::TooLong { max: 14, .. })));
     }
 }
