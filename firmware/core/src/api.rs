@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adoption::Function;
 use crate::config::{Config, ConfigError};
+use crate::shares::{ShareCommand, SharesView};
 use crate::status::StatusReport;
 
 /// Kind tag of a request record.
@@ -36,6 +37,9 @@ pub enum Request {
     ApplyConfig(Config),
     /// Keep the network change persisted as `generation`.
     ConfirmConfig { generation: u64 },
+    /// Shares, local users and groups (head): answered with
+    /// [`Response::Shares`] for a listing, else Done or Refused.
+    Shares(ShareCommand),
 }
 
 /// The supervisor's answer.
@@ -57,6 +61,8 @@ pub enum Response {
         generation: u64,
         confirm_within_secs: Option<u64>,
     },
+    /// Answer to `Request::Shares(ShareCommand::List)`.
+    Shares(SharesView),
 }
 
 /// Encodes a payload with postcard.
@@ -85,6 +91,23 @@ mod tests {
             Request::Config,
             Request::ApplyConfig(Config::new(crate::config::Role::Head, "head-1")),
             Request::ConfirmConfig { generation: 7 },
+            Request::Shares(ShareCommand::List),
+            Request::Shares(ShareCommand::Create {
+                name: "docs".into(),
+                pool: None,
+                path: Some("a/b".into()),
+                edit: crate::shares::ShareEdit {
+                    nfs_clients: Some(vec!["10.0.0.0/8".parse().expect("net")]),
+                    smb: Some(true),
+                    smb_users: Some(vec!["alice".into(), "@staff".into()]),
+                    ..Default::default()
+                },
+            }),
+            Request::Shares(ShareCommand::SetUser {
+                name: "alice".into(),
+                nt_hash: crate::shares::NtHash([7; 16]),
+                create: true,
+            }),
         ] {
             let bytes = encode(&r).expect("encode");
             assert_eq!(decode::<Request>(API_VERSION, &bytes).expect("decode"), r);
@@ -101,6 +124,7 @@ mod tests {
             Response::Config { config: Config::new(crate::config::Role::Isu, "isu-1"), generation: 2 },
             Response::Applied { generation: 3, confirm_within_secs: Some(60) },
             Response::Applied { generation: 4, confirm_within_secs: None },
+            Response::Shares(SharesView { shares: vec![], users: vec!["alice".into()], groups: vec![] }),
         ] {
             let bytes = encode(&r).expect("encode");
             assert_eq!(decode::<Response>(API_VERSION, &bytes).expect("decode"), r);

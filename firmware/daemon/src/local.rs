@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use opie_core::api::{self, API_VERSION, REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
 use opie_core::config::Config;
+use opie_core::shares::{ShareCommand, SharesView};
 use opie_core::status::StatusReport;
 use opie_proto::record::{HEADER_LEN, MAX_PAYLOAD, Record, TRAILER_LEN};
 use thiserror::Error;
@@ -107,6 +108,24 @@ pub fn apply_config(socket: &Path, config: &Config) -> Result<(u64, Option<u64>)
     }
 }
 
+/// Sends a share command: a listing or the text of what was done; a
+/// refusal (with its reason) is an error.
+pub fn share_command(socket: &Path, command: ShareCommand) -> Result<ShareAnswer, LocalError> {
+    match call(socket, &Request::Shares(command))? {
+        Response::Done(text) => Ok(ShareAnswer::Done(text)),
+        Response::Shares(view) => Ok(ShareAnswer::View(view)),
+        Response::Refused(why) => Err(LocalError::Refused(why)),
+        other => Err(unexpected("share", &other)),
+    }
+}
+
+/// What a share command returns.
+#[derive(Debug)]
+pub enum ShareAnswer {
+    Done(String),
+    View(SharesView),
+}
+
 fn unexpected(what: &str, response: &Response) -> LocalError {
     let kind = match response {
         Response::Status(_) => "a status",
@@ -114,6 +133,7 @@ fn unexpected(what: &str, response: &Response) -> LocalError {
         Response::Refused(_) => "a refusal",
         Response::Config { .. } => "a config",
         Response::Applied { .. } => "an applied",
+        Response::Shares(_) => "a shares listing",
     };
     LocalError::Invalid(format!("unexpected {kind} answer to a {what} request"))
 }

@@ -17,6 +17,7 @@ mod nbd_attach;
 mod nbd_fence;
 mod nbd_serve;
 mod settings;
+mod shares;
 mod storage;
 mod node;
 mod supervisor;
@@ -65,6 +66,12 @@ enum Command {
     LeaseServe(lease_serve::Args),
     /// A head's RAID groups: create-group, assemble, status.
     Storage(storage::Args),
+    /// Shares (head): create, list, change, remove, apply.
+    Share(shares::ShareArgs),
+    /// Local users for SMB (head): add, passwd, list, remove.
+    User(shares::UserArgs),
+    /// Local groups of users for SMB (head): set, remove.
+    Group(shares::GroupArgs),
     /// Print the firmware version.
     Version,
 }
@@ -131,6 +138,9 @@ fn main() -> ExitCode {
         Some(Command::NbdDetach(args)) => nbd_attach::detach(args).map_err(Into::into),
         Some(Command::LeaseServe(args)) => lease_serve::run(args).map_err(Into::into),
         Some(Command::Storage(args)) => storage::run(args),
+        Some(Command::Share(args)) => shares::run_share(args),
+        Some(Command::User(args)) => shares::run_user(args),
+        Some(Command::Group(args)) => shares::run_group(args),
         Some(Command::Version) => {
             println!("opie {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -24,6 +24,7 @@ use crate::ctrl_link::{CTRL_PORT, CtrlEvent, Keys};
 use crate::export_link::ExportUpdate;
 use crate::lease_link::LeaseUpdate;
 use crate::settings::Settings;
+use crate::shares::ShareManager;
 
 /// Kind tag of the ISU's pinned-head record.
 pub const PINNED_HEAD_MAGIC: [u8; 8] = *b"OPIEHED\0";
@@ -104,6 +105,8 @@ pub struct Node {
     links: HashMap<[u8; 32], Link>,
     /// The running config and changes to it from the console.
     settings: Settings,
+    /// Head: shares, users and groups (set up by the supervisor).
+    pub shares: ShareManager,
 }
 
 impl Node {
@@ -135,6 +138,7 @@ impl Node {
             effects: Vec::new(),
             links: HashMap::new(),
             settings,
+            shares: ShareManager::off(role),
         };
         node.load();
         if let Some(head) = node.pinned_head {
@@ -216,6 +220,9 @@ impl Node {
             Event::Alert(message) => self.alert(message),
             Event::Tick => self.report_to_head(),
             Event::Clock => {
+                if let Some(problem) = self.shares.tick() {
+                    self.alert(problem);
+                }
                 if self.settings.tick(&mut self.report) {
                     return Flow::Stop;
                 }
@@ -237,6 +244,7 @@ impl Node {
             Request::Config => self.settings.config(),
             Request::ApplyConfig(config) => self.settings.apply(config, &mut self.report),
             Request::ConfirmConfig { generation } => self.settings.confirm(generation),
+            Request::Shares(command) => self.shares.answer(command),
             Request::Adopt { .. } | Request::Reject { .. } if self.role != Role::Head => {
                 Response::Refused(format!("only a head adopts ISUs; this node is {}", self.role))
             }

@@ -39,6 +39,7 @@ use crate::lease_serve;
 use crate::export_link::{self, ExportUpdate};
 use crate::node::{Effect, Event, Flow, Node};
 use crate::settings::Settings;
+use crate::shares::ShareManager;
 use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
 
 /// The supervisor's executor: one thread runs every task; it lives as long
@@ -231,8 +232,17 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let window = Duration::from_secs(args.confirm_window_secs);
     let settings =
         Settings::new(config, generation, persist.then_some(state_dir.as_path()), args.appliance, window, &mut report);
-    let node =
+    let mut node =
         Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings, head);
+    // A head serves its shares (DESIGN §7) from the record on its state disk.
+    let hostname = node.report.hostname.clone();
+    let (shares, share_alerts) =
+        ShareManager::open(node.report.role, &hostname, persist.then_some(state_dir.as_path()), args.appliance);
+    node.shares = shares;
+    for a in share_alerts {
+        warn!("{a}");
+        node.report.alerts.push(a);
+    }
     let tasks = Tasks { ctrl, lease_client, lease_server, export };
     smol::block_on(event_loop(node, &socket, tasks))?;
     Ok(())

@@ -441,10 +441,8 @@ fn process_running(comm: &str) -> Result<bool, HostError> {
             continue;
         }
         // A process may exit between read_dir and read: skip it.
-        if let Ok(c) = fs::read_to_string(entry.path().join("comm")) {
-            if c.trim_end() == comm {
-                return Ok(true);
-            }
+        if fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim_end() == comm) {
+            return Ok(true);
         }
     }
     Ok(false)
