@@ -24,9 +24,8 @@
 //! buffer is sized for them.
 
 use opie_proto::nbd::{
-    ClientOption, ExportNameReply, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, Greeting, Info,
-    MAX_OPTION_DATA, OptionHeader, OptionReply, ReplyBody, Request, cflag, cmd, errno, opt, rep,
-    tflag,
+    ClientOption, ExportNameReply, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, Greeting, Info, MAX_OPTION_DATA, OptionHeader,
+    OptionReply, ReplyBody, Request, cflag, cmd, errno, opt, rep, tflag,
 };
 use thiserror::Error;
 
@@ -158,18 +157,12 @@ impl Default for Handshake {
 
 impl Handshake {
     pub fn new() -> Self {
-        Handshake {
-            state: State::AwaitFlags,
-            no_zeroes: false,
-            options_seen: 0,
-        }
+        Handshake { state: State::AwaitFlags, no_zeroes: false, options_seen: 0 }
     }
 
     /// The greeting to send first.
     pub fn greeting(&self) -> Greeting {
-        Greeting {
-            flags: FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES,
-        }
+        Greeting { flags: FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES }
     }
 
     /// The client's flags word arrived.
@@ -210,20 +203,11 @@ impl Handshake {
 
     /// The data of an oversized option was skipped.
     pub fn on_skipped_option<E>(&mut self, option: u32) -> Vec<Action<E>> {
-        vec![Action::Send(OptionReply::error(
-            option,
-            rep::ERR_TOO_BIG,
-            "option data too long",
-        ))]
+        vec![Action::Send(OptionReply::error(option, rep::ERR_TOO_BIG, "option data too long"))]
     }
 
     /// A whole option arrived: `data` is exactly its data.
-    pub fn on_option<C: Catalog>(
-        &mut self,
-        option: u32,
-        data: &[u8],
-        catalog: &C,
-    ) -> Vec<Action<C::Export>> {
+    pub fn on_option<C: Catalog>(&mut self, option: u32, data: &[u8], catalog: &C) -> Vec<Action<C::Export>> {
         if self.state != State::Options {
             return vec![Action::Close];
         }
@@ -235,11 +219,7 @@ impl Handshake {
                 return vec![Action::Close];
             }
             Err(e) => {
-                return vec![Action::Send(OptionReply::error(
-                    option,
-                    rep::ERR_INVALID,
-                    e.to_string(),
-                ))];
+                return vec![Action::Send(OptionReply::error(option, rep::ERR_INVALID, e.to_string()))];
             }
         };
         match parsed {
@@ -265,55 +245,41 @@ impl Handshake {
                 let mut actions: Vec<_> = catalog
                     .names()
                     .into_iter()
-                    .map(|name| {
-                        Action::Send(OptionReply {
-                            option,
-                            body: ReplyBody::Server { name },
-                        })
-                    })
+                    .map(|name| Action::Send(OptionReply { option, body: ReplyBody::Server { name } }))
                     .collect();
                 actions.push(Action::Send(OptionReply::ack(option)));
                 actions
             }
-            ClientOption::Info(request) | ClientOption::Go(request) => {
-                match catalog.lookup(request.name) {
-                    Lookup::Found { export, info } => {
-                        let mut actions = vec![
-                            Action::Send(OptionReply {
-                                option,
-                                body: ReplyBody::Info(Info::Export {
-                                    size: info.size,
-                                    flags: info.transmission_flags(),
-                                }),
+            ClientOption::Info(request) | ClientOption::Go(request) => match catalog.lookup(request.name) {
+                Lookup::Found { export, info } => {
+                    let mut actions = vec![
+                        Action::Send(OptionReply {
+                            option,
+                            body: ReplyBody::Info(Info::Export { size: info.size, flags: info.transmission_flags() }),
+                        }),
+                        Action::Send(OptionReply {
+                            option,
+                            body: ReplyBody::Info(Info::BlockSize {
+                                min: 1,
+                                preferred: PREFERRED_BLOCK,
+                                max: MAX_REQUEST,
                             }),
-                            Action::Send(OptionReply {
-                                option,
-                                body: ReplyBody::Info(Info::BlockSize {
-                                    min: 1,
-                                    preferred: PREFERRED_BLOCK,
-                                    max: MAX_REQUEST,
-                                }),
-                            }),
-                            Action::Send(OptionReply::ack(option)),
-                        ];
-                        if option == opt::GO {
-                            self.state = State::Done;
-                            actions.push(Action::Transmit { export, info });
-                        }
-                        actions
+                        }),
+                        Action::Send(OptionReply::ack(option)),
+                    ];
+                    if option == opt::GO {
+                        self.state = State::Done;
+                        actions.push(Action::Transmit { export, info });
                     }
-                    Lookup::Unknown => vec![Action::Send(OptionReply::error(
-                        option,
-                        rep::ERR_UNKNOWN,
-                        format!("no export named {:?}", request.name),
-                    ))],
-                    Lookup::Refused { reason } => vec![Action::Send(OptionReply::error(
-                        option,
-                        rep::ERR_POLICY,
-                        reason,
-                    ))],
+                    actions
                 }
-            }
+                Lookup::Unknown => vec![Action::Send(OptionReply::error(
+                    option,
+                    rep::ERR_UNKNOWN,
+                    format!("no export named {:?}", request.name),
+                ))],
+                Lookup::Refused { reason } => vec![Action::Send(OptionReply::error(option, rep::ERR_POLICY, reason))],
+            },
             ClientOption::Other { option, .. } => vec![Action::Send(OptionReply::error(
                 option,
                 rep::ERR_UNSUP,
@@ -337,12 +303,7 @@ pub enum Command {
     Trim { offset: u64, len: u32, fua: bool },
     /// Make the range read as zeroes; `may_punch` is false when the client
     /// set NO_HOLE (the range must stay allocated).
-    WriteZeroes {
-        offset: u64,
-        len: u32,
-        fua: bool,
-        may_punch: bool,
-    },
+    WriteZeroes { offset: u64, len: u32, fua: bool, may_punch: bool },
     /// The client is leaving: close without a reply.
     Disconnect,
 }
@@ -370,26 +331,15 @@ impl Transmission {
         Transmission { info }
     }
 
-    pub fn info(&self) -> ExportInfo {
-        self.info
-    }
-
     /// Decides what to do with `request`. Never allocates; the daemon sizes
     /// buffers only for `Run` commands, all within [`MAX_REQUEST`].
     pub fn decide(&self, request: &Request) -> Decision {
-        let payload = if request.command == cmd::WRITE {
-            request.length
-        } else {
-            0
-        };
+        let payload = if request.command == cmd::WRITE { request.length } else { 0 };
         let refuse = |error| {
             if payload > MAX_REQUEST {
                 Decision::RefuseAndClose { error }
             } else {
-                Decision::Refuse {
-                    error,
-                    drain: payload,
-                }
+                Decision::Refuse { error, drain: payload }
             }
         };
         let allowed = match request.command {
@@ -411,9 +361,7 @@ impl Transmission {
         if matches!(request.command, cmd::READ | cmd::WRITE) && len > MAX_REQUEST {
             return refuse(errno::EINVAL);
         }
-        let in_range = offset
-            .checked_add(u64::from(len))
-            .is_some_and(|end| end <= self.info.size);
+        let in_range = offset.checked_add(u64::from(len)).is_some_and(|end| end <= self.info.size);
         if writes && !in_range {
             return refuse(errno::ENOSPC);
         }
@@ -425,12 +373,9 @@ impl Transmission {
             cmd::WRITE => Command::Write { offset, len, fua },
             cmd::FLUSH => Command::Flush,
             cmd::TRIM => Command::Trim { offset, len, fua },
-            cmd::WRITE_ZEROES => Command::WriteZeroes {
-                offset,
-                len,
-                fua,
-                may_punch: request.flags & cflag::NO_HOLE == 0,
-            },
+            cmd::WRITE_ZEROES => {
+                Command::WriteZeroes { offset, len, fua, may_punch: request.flags & cflag::NO_HOLE == 0 }
+            }
             _ => Command::Disconnect,
         })
     }
@@ -456,11 +401,7 @@ mod tests {
     use super::*;
     use opie_proto::nbd::{CLIENT_FIXED_NEWSTYLE, CLIENT_NO_ZEROES, InfoRequest};
 
-    const INFO: ExportInfo = ExportInfo {
-        size: 1 << 20,
-        read_only: false,
-        shared_cache: true,
-    };
+    const INFO: ExportInfo = ExportInfo { size: 1 << 20, read_only: false, shared_cache: true };
 
     struct Exports;
 
@@ -468,13 +409,8 @@ mod tests {
         type Export = &'static str;
         fn lookup(&self, name: &str) -> Lookup<&'static str> {
             match name {
-                "disk" | "" => Lookup::Found {
-                    export: "disk",
-                    info: INFO,
-                },
-                "fenced" => Lookup::Refused {
-                    reason: "stale epoch".into(),
-                },
+                "disk" | "" => Lookup::Found { export: "disk", info: INFO },
+                "fenced" => Lookup::Refused { reason: "stale epoch".into() },
                 _ => Lookup::Unknown,
             }
         }
@@ -485,8 +421,7 @@ mod tests {
 
     fn ready() -> Handshake {
         let mut hs = Handshake::new();
-        hs.on_client_flags(CLIENT_FIXED_NEWSTYLE | CLIENT_NO_ZEROES)
-            .expect("valid flags");
+        hs.on_client_flags(CLIENT_FIXED_NEWSTYLE | CLIENT_NO_ZEROES).expect("valid flags");
         hs
     }
 
@@ -513,14 +448,8 @@ mod tests {
     #[test]
     fn client_flags_are_checked() {
         let mut hs = Handshake::new();
-        assert_eq!(
-            hs.on_client_flags(0),
-            Err(HandshakeError::NotFixedNewstyle(0))
-        );
-        assert_eq!(
-            Handshake::new().on_client_flags(0x80 | 1),
-            Err(HandshakeError::UnknownClientFlags(0x81))
-        );
+        assert_eq!(hs.on_client_flags(0), Err(HandshakeError::NotFixedNewstyle(0)));
+        assert_eq!(Handshake::new().on_client_flags(0x80 | 1), Err(HandshakeError::UnknownClientFlags(0x81)));
         hs.on_client_flags(1).expect("fixed newstyle");
         assert_eq!(hs.on_client_flags(1), Err(HandshakeError::OutOfOrder));
         assert_eq!(hs.greeting().flags, FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
@@ -529,10 +458,7 @@ mod tests {
     #[test]
     fn options_before_flags_close() {
         let mut hs = Handshake::new();
-        let header = OptionHeader {
-            option: opt::LIST,
-            length: 0,
-        };
+        let header = OptionHeader { option: opt::LIST, length: 0 };
         assert_eq!(hs.on_option_header(&header), OptionData::Close);
         assert_eq!(hs.on_option(opt::LIST, &[], &Exports), vec![Action::Close]);
     }
@@ -547,24 +473,14 @@ mod tests {
             vec![
                 Action::Send(OptionReply {
                     option: opt::GO,
-                    body: ReplyBody::Info(Info::Export {
-                        size: 1 << 20,
-                        flags
-                    }),
+                    body: ReplyBody::Info(Info::Export { size: 1 << 20, flags }),
                 }),
                 Action::Send(OptionReply {
                     option: opt::GO,
-                    body: ReplyBody::Info(Info::BlockSize {
-                        min: 1,
-                        preferred: 4096,
-                        max: MAX_REQUEST
-                    }),
+                    body: ReplyBody::Info(Info::BlockSize { min: 1, preferred: 4096, max: MAX_REQUEST }),
                 }),
                 Action::Send(OptionReply::ack(opt::GO)),
-                Action::Transmit {
-                    export: "disk",
-                    info: INFO
-                },
+                Action::Transmit { export: "disk", info: INFO },
             ]
         );
         // Negotiation is over: anything further closes.
@@ -599,20 +515,12 @@ mod tests {
         assert_eq!(
             actions,
             vec![
-                Action::Send(OptionReply {
-                    option: opt::LIST,
-                    body: ReplyBody::Server {
-                        name: "disk".into()
-                    }
-                }),
+                Action::Send(OptionReply { option: opt::LIST, body: ReplyBody::Server { name: "disk".into() } }),
                 Action::Send(OptionReply::ack(opt::LIST)),
             ]
         );
         // LIST with data is malformed: an error, negotiation continues.
-        assert_eq!(
-            reply_types(&hs.on_option(opt::LIST, &[1, 2], &Exports)),
-            vec![rep::ERR_INVALID]
-        );
+        assert_eq!(reply_types(&hs.on_option(opt::LIST, &[1, 2], &Exports)), vec![rep::ERR_INVALID]);
     }
 
     #[test]
@@ -628,11 +536,7 @@ mod tests {
             0xdead,
         ] {
             let actions = hs.on_option(option, &[], &Exports);
-            assert_eq!(
-                reply_types(&actions),
-                vec![rep::ERR_UNSUP],
-                "option {option}"
-            );
+            assert_eq!(reply_types(&actions), vec![rep::ERR_UNSUP], "option {option}");
         }
     }
 
@@ -648,76 +552,40 @@ mod tests {
                     flags: INFO.transmission_flags(),
                     no_zeroes: true
                 }),
-                Action::Transmit {
-                    export: "disk",
-                    info: INFO
-                },
+                Action::Transmit { export: "disk", info: INFO },
             ]
         );
         let mut hs = Handshake::new();
         hs.on_client_flags(CLIENT_FIXED_NEWSTYLE).expect("flags");
         let actions = send(&mut hs, ClientOption::ExportName { name: "disk" });
-        assert!(matches!(
-            actions[0],
-            Action::SendExportName(ExportNameReply {
-                no_zeroes: false,
-                ..
-            })
-        ));
+        assert!(matches!(actions[0], Action::SendExportName(ExportNameReply { no_zeroes: false, .. })));
         let mut hs = ready();
-        assert_eq!(
-            send(&mut hs, ClientOption::ExportName { name: "nope" }),
-            vec![Action::Close]
-        );
+        assert_eq!(send(&mut hs, ClientOption::ExportName { name: "nope" }), vec![Action::Close]);
         let mut hs = ready();
-        assert_eq!(
-            hs.on_option(opt::EXPORT_NAME, &[0xff], &Exports),
-            vec![Action::Close]
-        );
+        assert_eq!(hs.on_option(opt::EXPORT_NAME, &[0xff], &Exports), vec![Action::Close]);
     }
 
     #[test]
     fn abort_acks_and_closes() {
         let mut hs = ready();
-        assert_eq!(
-            send(&mut hs, ClientOption::Abort),
-            vec![Action::Send(OptionReply::ack(opt::ABORT)), Action::Close]
-        );
+        assert_eq!(send(&mut hs, ClientOption::Abort), vec![Action::Send(OptionReply::ack(opt::ABORT)), Action::Close]);
     }
 
     #[test]
     fn option_lengths_are_capped_before_reading() {
         let mut hs = ready();
         let header = |option, length| OptionHeader { option, length };
-        assert_eq!(
-            hs.on_option_header(&header(opt::GO, 100)),
-            OptionData::Read(100)
-        );
-        assert_eq!(
-            hs.on_option_header(&header(opt::GO, MAX_OPTION_DATA + 1)),
-            OptionData::Skip(MAX_OPTION_DATA + 1)
-        );
-        assert_eq!(
-            reply_types(&hs.on_skipped_option::<&str>(opt::GO)),
-            vec![rep::ERR_TOO_BIG]
-        );
-        assert_eq!(
-            hs.on_option_header(&header(opt::GO, MAX_SKIPPED_OPTION + 1)),
-            OptionData::Close
-        );
-        assert_eq!(
-            hs.on_option_header(&header(opt::EXPORT_NAME, MAX_OPTION_DATA + 1)),
-            OptionData::Close
-        );
+        assert_eq!(hs.on_option_header(&header(opt::GO, 100)), OptionData::Read(100));
+        assert_eq!(hs.on_option_header(&header(opt::GO, MAX_OPTION_DATA + 1)), OptionData::Skip(MAX_OPTION_DATA + 1));
+        assert_eq!(reply_types(&hs.on_skipped_option::<&str>(opt::GO)), vec![rep::ERR_TOO_BIG]);
+        assert_eq!(hs.on_option_header(&header(opt::GO, MAX_SKIPPED_OPTION + 1)), OptionData::Close);
+        assert_eq!(hs.on_option_header(&header(opt::EXPORT_NAME, MAX_OPTION_DATA + 1)), OptionData::Close);
     }
 
     #[test]
     fn looping_clients_are_dropped() {
         let mut hs = ready();
-        let header = OptionHeader {
-            option: opt::LIST,
-            length: 0,
-        };
+        let header = OptionHeader { option: opt::LIST, length: 0 };
         for _ in 0..MAX_OPTIONS {
             assert_eq!(hs.on_option_header(&header), OptionData::Read(0));
         }
@@ -731,140 +599,59 @@ mod tests {
         assert_ne!(rw & tflag::SEND_WRITE_ZEROES, 0);
         assert_ne!(rw & tflag::CAN_MULTI_CONN, 0);
         assert_eq!(rw & tflag::READ_ONLY, 0);
-        let ro = ExportInfo {
-            read_only: true,
-            shared_cache: false,
-            ..INFO
-        }
-        .transmission_flags();
+        let ro = ExportInfo { read_only: true, shared_cache: false, ..INFO }.transmission_flags();
         assert_ne!(ro & tflag::READ_ONLY, 0);
-        assert_eq!(
-            ro & (tflag::SEND_TRIM | tflag::SEND_WRITE_ZEROES | tflag::CAN_MULTI_CONN),
-            0
-        );
+        assert_eq!(ro & (tflag::SEND_TRIM | tflag::SEND_WRITE_ZEROES | tflag::CAN_MULTI_CONN), 0);
     }
 
     fn req(command: u16, flags: u16, offset: u64, length: u32) -> Request {
-        Request {
-            flags,
-            command,
-            handle: 1,
-            offset,
-            length,
-        }
+        Request { flags, command, handle: 1, offset, length }
     }
 
     #[test]
     fn request_decision_table() {
         let t = Transmission::new(INFO);
-        let ro = Transmission::new(ExportInfo {
-            read_only: true,
-            ..INFO
-        });
+        let ro = Transmission::new(ExportInfo { read_only: true, ..INFO });
         let size = INFO.size;
         let big = MAX_REQUEST + 1;
         let run = Decision::Run;
         let refuse = |error, drain| Decision::Refuse { error, drain };
         let cases = [
-            (
-                t,
-                req(cmd::READ, 0, 0, 4096),
-                run(Command::Read {
-                    offset: 0,
-                    len: 4096,
-                }),
-            ),
-            (
-                t,
-                req(cmd::READ, cflag::FUA, 0, 1),
-                run(Command::Read { offset: 0, len: 1 }),
-            ),
-            (
-                t,
-                req(cmd::READ, 0, size - 1, 1),
-                run(Command::Read {
-                    offset: size - 1,
-                    len: 1,
-                }),
-            ),
+            (t, req(cmd::READ, 0, 0, 4096), run(Command::Read { offset: 0, len: 4096 })),
+            (t, req(cmd::READ, cflag::FUA, 0, 1), run(Command::Read { offset: 0, len: 1 })),
+            (t, req(cmd::READ, 0, size - 1, 1), run(Command::Read { offset: size - 1, len: 1 })),
             (t, req(cmd::READ, 0, size, 1), refuse(errno::EINVAL, 0)),
             (t, req(cmd::READ, 0, u64::MAX, 2), refuse(errno::EINVAL, 0)),
             (t, req(cmd::READ, 0, 0, big), refuse(errno::EINVAL, 0)),
             (t, req(cmd::READ, cflag::DF, 0, 1), refuse(errno::EINVAL, 0)),
-            (
-                t,
-                req(cmd::WRITE, cflag::FUA, 512, 512),
-                run(Command::Write {
-                    offset: 512,
-                    len: 512,
-                    fua: true,
-                }),
-            ),
+            (t, req(cmd::WRITE, cflag::FUA, 512, 512), run(Command::Write { offset: 512, len: 512, fua: true })),
             (t, req(cmd::WRITE, 0, size - 1, 2), refuse(errno::ENOSPC, 2)),
-            (
-                t,
-                req(cmd::WRITE, 0, 0, big),
-                Decision::RefuseAndClose {
-                    error: errno::EINVAL,
-                },
-            ),
-            (
-                t,
-                req(cmd::WRITE, cflag::NO_HOLE, 0, 8),
-                refuse(errno::EINVAL, 8),
-            ),
+            (t, req(cmd::WRITE, 0, 0, big), Decision::RefuseAndClose { error: errno::EINVAL }),
+            (t, req(cmd::WRITE, cflag::NO_HOLE, 0, 8), refuse(errno::EINVAL, 8)),
             (ro, req(cmd::WRITE, 0, 0, 8), refuse(errno::EPERM, 8)),
-            (
-                ro,
-                req(cmd::WRITE, 0, 0, big),
-                Decision::RefuseAndClose {
-                    error: errno::EPERM,
-                },
-            ),
+            (ro, req(cmd::WRITE, 0, 0, big), Decision::RefuseAndClose { error: errno::EPERM }),
             (ro, req(cmd::TRIM, 0, 0, 8), refuse(errno::EPERM, 0)),
             (ro, req(cmd::WRITE_ZEROES, 0, 0, 8), refuse(errno::EPERM, 0)),
-            (
-                ro,
-                req(cmd::READ, 0, 0, 8),
-                run(Command::Read { offset: 0, len: 8 }),
-            ),
+            (ro, req(cmd::READ, 0, 0, 8), run(Command::Read { offset: 0, len: 8 })),
             (ro, req(cmd::FLUSH, 0, 0, 0), run(Command::Flush)),
             (t, req(cmd::FLUSH, 0, 0, 0), run(Command::Flush)),
             (
                 t,
                 req(cmd::TRIM, cflag::FUA, 0, size as u32),
-                run(Command::Trim {
-                    offset: 0,
-                    len: size as u32,
-                    fua: true,
-                }),
+                run(Command::Trim { offset: 0, len: size as u32, fua: true }),
             ),
             (t, req(cmd::TRIM, 0, size, 1), refuse(errno::ENOSPC, 0)),
             (
                 t,
                 req(cmd::WRITE_ZEROES, cflag::NO_HOLE, 0, 4096),
-                run(Command::WriteZeroes {
-                    offset: 0,
-                    len: 4096,
-                    fua: false,
-                    may_punch: false,
-                }),
+                run(Command::WriteZeroes { offset: 0, len: 4096, fua: false, may_punch: false }),
             ),
             (
                 t,
                 req(cmd::WRITE_ZEROES, 0, 0, 4096),
-                run(Command::WriteZeroes {
-                    offset: 0,
-                    len: 4096,
-                    fua: false,
-                    may_punch: true,
-                }),
+                run(Command::WriteZeroes { offset: 0, len: 4096, fua: false, may_punch: true }),
             ),
-            (
-                t,
-                req(cmd::WRITE_ZEROES, cflag::FAST_ZERO, 0, 1),
-                refuse(errno::EINVAL, 0),
-            ),
+            (t, req(cmd::WRITE_ZEROES, cflag::FAST_ZERO, 0, 1), refuse(errno::EINVAL, 0)),
             (t, req(cmd::DISC, 0, 0, 0), run(Command::Disconnect)),
             (t, req(cmd::CACHE, 0, 0, 1), refuse(errno::EINVAL, 0)),
             (t, req(cmd::BLOCK_STATUS, 0, 0, 1), refuse(errno::EINVAL, 0)),
@@ -881,34 +668,22 @@ mod tests {
         // Sweep commands, flags and edge offsets: whatever runs stays inside
         // the export and under the payload cap.
         let t = Transmission::new(INFO);
-        let offsets = [
-            0,
-            1,
-            INFO.size - 1,
-            INFO.size,
-            INFO.size + 1,
-            u64::MAX - 1,
-            u64::MAX,
-        ];
+        let offsets = [0, 1, INFO.size - 1, INFO.size, INFO.size + 1, u64::MAX - 1, u64::MAX];
         let lengths = [0, 1, 4096, MAX_REQUEST, MAX_REQUEST + 1, u32::MAX];
         for command in 0..10u16 {
             for flags in 0..64u16 {
                 for &offset in &offsets {
                     for &length in &lengths {
                         match t.decide(&req(command, flags, offset, length)) {
-                            Decision::Run(
-                                Command::Read { offset, len } | Command::Write { offset, len, .. },
-                            ) => {
+                            Decision::Run(Command::Read { offset, len } | Command::Write { offset, len, .. }) => {
                                 assert!(len <= MAX_REQUEST);
                                 assert!(offset + u64::from(len) <= INFO.size);
                             }
                             Decision::Run(
-                                Command::Trim { offset, len, .. }
-                                | Command::WriteZeroes { offset, len, .. },
+                                Command::Trim { offset, len, .. } | Command::WriteZeroes { offset, len, .. },
                             ) => assert!(offset + u64::from(len) <= INFO.size),
                             Decision::Refuse { drain, .. } => assert!(drain <= MAX_REQUEST),
-                            Decision::Run(Command::Flush | Command::Disconnect)
-                            | Decision::RefuseAndClose { .. } => {}
+                            Decision::Run(Command::Flush | Command::Disconnect) | Decision::RefuseAndClose { .. } => {}
                         }
                     }
                 }

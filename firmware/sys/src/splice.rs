@@ -54,16 +54,11 @@ impl SplicePipe {
         Ok(SplicePipe { read, write, capacity: granted as usize })
     }
 
-    /// Bytes the pipe holds when full.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// Moves up to `len` bytes of `file` at `offset` into the (empty)
     /// pipe and returns how many it moved: fewer than `len` when the pipe
     /// filled up (a pipe holds whole or partial pages, so unaligned data
-    /// fits less than [`capacity`](Self::capacity) bytes). Never returns 0
-    /// for `len > 0`: a file ending early is `UnexpectedEof`.
+    /// fits fewer bytes than its capacity). Never returns 0 for `len > 0`:
+    /// a file ending early is `UnexpectedEof`.
     pub fn fill_from(&mut self, file: &impl AsFd, offset: u64, len: usize) -> io::Result<usize> {
         let mut off = libc::loff_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let mut filled = 0;
@@ -273,14 +268,14 @@ mod tests {
             got
         });
         let mut pipe = SplicePipe::new(1 << 20).expect("pipe");
-        assert!(pipe.capacity() >= 4096);
+        assert!(pipe.capacity >= 4096);
         send_more(&server, b"head").expect("header");
         let mut offset = 1000usize;
         let end = data.len() - 1000;
         while offset < end {
             // Unaligned offsets: each fill may move less than asked.
             let n = pipe.fill_from(&file, offset as u64, end - offset).expect("fill");
-            assert!(n > 0 && n <= pipe.capacity());
+            assert!(n > 0 && n <= pipe.capacity);
             pipe.drain_to(&server, n, offset + n < end).expect("drain");
             offset += n;
         }
