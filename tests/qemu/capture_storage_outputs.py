@@ -138,8 +138,10 @@ def main():
         save("detail-reshape.txt", "mdadm --detail --export /dev/md0")
         sh("mdadm --wait /dev/md0 || true", timeout=240)
         save("mdstat-after-reshape.txt", "cat /proc/mdstat")
-        # Stopped array: what --detail says about an inactive node.
-        sh("umount /srv/g1 && vgchange -an opie_g1 && mdadm --stop /dev/md0")
+        # Inactive (stopped, members kept), then stopped and gone.
+        sh("umount /srv/g1 && vgchange -an opie_g1 && echo inactive >/sys/block/md0/md/array_state")
+        save("mdstat-inactive.txt", "cat /proc/mdstat")
+        sh("mdadm --stop /dev/md0")
         save("detail-stopped.txt", "mdadm --detail --export /dev/md0", ok=(1,))
         save("mdstat-empty.txt", "cat /proc/mdstat")
     finally:

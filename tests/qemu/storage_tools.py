@@ -25,8 +25,9 @@ Boot 3: `opie storage assemble` assembles, activates and mounts (journal
   (ksmbd.adduser, ksmbd.control -r; checked by mount.cifs), resize2fs
   growing the mounted ext4 after lvextend; clean stop.
 Boot 4: vdd is hot-removed (PCI remove: an ISU that is gone); assembling
-  from vdb alone is refused (1 of 3: never fewer than all but one); from
-  vdb vdc vdd it comes up degraded [3/2] with the data intact.
+  from vdb alone is refused (1 of 3: never fewer than all but one); an
+  inactive md0 holding members (array_state set by hand) is released;
+  from vdb vdc vdd it comes up degraded [3/2] with the data intact.
 Prints PASS/FAIL per check, phase timings, then `N passed, N failed`.
 A kernel panic or an early QEMU exit fails the run at once.
 """
@@ -214,6 +215,9 @@ def boot4(c, digest):
     rc, out = timed("assemble from 1 of 3", c, f"opie storage assemble {GROUP} /dev/vdb /dev/vdd")
     check("assembling from 1 of 3 members is refused",
           rc != 0 and "1 of its 3 members" in out and "never fewer than all but one" in out, out[-600:])
+    rc, out = sh(c, "mdadm --assemble --run /dev/md0 /dev/vdb /dev/vdc >/dev/null 2>&1"
+                    " && echo inactive >/sys/block/md0/md/array_state; grep md0 /proc/mdstat")
+    check("md0 left inactive, holding vdb and vdc", "md0 : inactive" in out, out)
     rc, out = timed("degraded assemble", c, f"opie storage assemble {GROUP} {MEMBERS}")
     check("assemble with 2 of 3 runs degraded", rc == 0 and "degraded: 1 missing" in out, out[-800:])
     rc, out = sh(c, "cat /proc/mdstat; sha256sum /srv/g1/data.bin")

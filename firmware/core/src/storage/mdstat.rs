@@ -295,6 +295,15 @@ mod tests {
     }
 
     #[test]
+    fn captured_inactive_array() {
+        // array_state "inactive": stopped, members kept, a whitespace-only line.
+        let a = read("mdstat-inactive.txt").arrays.remove(0);
+        assert!(!a.active && a.level.is_none());
+        assert_eq!(a.members.len(), 3);
+        assert_eq!((a.blocks, a.devices, a.progress), (Some(92160), None, None));
+    }
+
+    #[test]
     fn inactive_read_only_faulty_and_delayed_forms() {
         let text = "Personalities : [raid5]\n\
             md1 : inactive vdb[0](S) vdc[1](S)\n      65536 blocks super 1.2\n\n\
