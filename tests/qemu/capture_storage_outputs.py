@@ -4,17 +4,21 @@
     tests/qemu/capture_storage_outputs.py [--image build/qemu]
         [--out firmware/core/testdata/storage]
 
-Boots ONE ISU-role VM (1 vCPU) with five small data disks and runs the
+Boots ONE ISU-role VM (1 vCPU) with six 48 MiB data disks and runs the
 stock tools of the image by hand (not through opie), so the files are what
-mdadm 4.4, lvm2 2.03, e2fsprogs and nfs-utils of Debian trixie
-really print. vdb-vdd become a RAID5 "g1" of cluster "lab"; vde+vdf a
-RAID1 "other" of cluster "elsewhere" (the foreign array); vdb's sibling
-states (blank disk, foreign member) come from vdf before and after that
-array is made. /proc/mdstat is caught during the initial resync, degraded,
-during recovery onto a re-added member and during a reshape (grow 2 -> 3).
+mdadm 4.4, lvm2 2.03, e2fsprogs and nfs-utils of Debian trixie really
+print. vdb-vdd become RAID5 "g1" of cluster "lab" (then VG opie_g1, LV
+data, ext4); vde+vdf a RAID1 "other" of cluster "elsewhere" (the foreign
+array); the blank-disk examine comes from vdf before that. /proc/mdstat
+and --detail are caught during the initial sync, clean, degraded, during
+recovery onto a re-added member, during a reshape (grow 3 -> 4 with vdg),
+inactive, and stopped. LVM reports use the options opie_sys::host uses.
+
 The image has no blkid: head-*.bin hold a device's first KiB for Opie's
-own signature probe. Text files hold the raw stdout only (stderr, when there is any, goes to a
-sibling .stderr file); this script is their provenance.
+own signature probe. Text files hold the raw stdout only (stderr, when
+there is any, goes to a sibling .stderr file); this script is their
+provenance. Parser tests pin values from these captures (UUIDs, progress
+figures): a new capture means updating them.
 """
 
 import argparse

@@ -171,13 +171,7 @@ fn status() -> Result<(), Box<dyn std::error::Error>> {
     }
     for a in &stat.arrays {
         let dev = format!("/dev/{}", a.name);
-        let state = if !a.active {
-            "inactive".to_string()
-        } else if a.degraded() {
-            "degraded".to_string()
-        } else {
-            "clean".to_string()
-        };
+        let state = if a.degraded() { "degraded" } else { "clean" };
         let progress = a
             .progress
             .as_ref()
@@ -186,7 +180,12 @@ fn status() -> Result<(), Box<dyn std::error::Error>> {
                 None => format!(", {} waiting", p.operation),
             })
             .unwrap_or_default();
-        let detail = if a.active { host.detail(&dev)? } else { None };
+        if !a.active {
+            let held: Vec<&str> = a.members.iter().map(|m| m.name.as_str()).collect();
+            println!("{dev}: inactive (stopped), holding {}", held.join(" "));
+            continue;
+        }
+        let detail = host.detail(&dev)?;
         let name = detail.as_ref().map(|d| d.name.to_string()).unwrap_or_else(|| "?".into());
         let (want, have) = a.devices.unwrap_or((0, 0));
         println!("{dev}: {name} {} {state}{progress}, {have}/{want} members", a.level.as_deref().unwrap_or("-"));
