@@ -513,6 +513,29 @@ fn oversized_out_of_range_and_unknown_requests_get_errors_in_step() {
 }
 
 #[test]
+fn read_errors_are_replied_as_eio_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let contents = pattern(4 * MIB, 23);
+    let path = image(dir.path(), "disk.img", &contents);
+    let mut server = Server::start(&[("disk", &path)], &[]);
+    let mut c = raw_session(&server, "disk");
+    assert_eq!(c.read(3 * MIB as u64, 512 * 1024, 1).expect("large read"), contents[3 * MIB..3 * MIB + 512 * 1024]);
+    // The backing file shrinks under the server: the export still claims
+    // 4 MiB, so reads past the new end fail in the storage layer.
+    std::fs::File::options().write(true).open(&path).expect("open").set_len(MIB as u64).expect("truncate");
+    assert_eq!(c.read(2 * MIB as u64, 4096, 2), Err(errno::EIO), "small read (reply buffer path)");
+    assert_eq!(c.read(MIB as u64 - 4096, 8192, 3), Err(errno::EIO), "read across the new end");
+    assert_eq!(c.read(2 * MIB as u64, 512 * 1024, 4), Err(errno::EIO), "large read (splice path)");
+    assert_eq!(c.read(2 * MIB as u64, 512 * 1024, 5), Err(errno::EIO), "large read (copy path)");
+    assert_eq!(c.read(0, 4096, 6).expect("small read"), contents[..4096]);
+    assert_eq!(c.read(0, 768 * 1024, 7).expect("large read"), contents[..768 * 1024]);
+    // Writes past the new end succeed and grow the file back.
+    assert_eq!(c.write(3 * MIB as u64, &[5; 100], 8), 0);
+    assert_eq!(c.read(3 * MIB as u64, 100, 9).expect("read back"), vec![5; 100]);
+    server.assert_alive();
+}
+
+#[test]
 fn pipelined_requests_are_all_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let contents = pattern(8 * MIB, 17);
