@@ -206,7 +206,10 @@ enum GroupCli {
 }
 
 fn networks(list: &[String]) -> Result<Vec<Network>, Box<dyn std::error::Error>> {
-    Ok(list.iter().map(|n| n.trim().parse()).collect::<Result<Vec<Network>, _>>()?)
+    list.iter()
+        .map(|n| n.trim().parse::<Network>())
+        .collect::<Result<Vec<Network>, _>>()
+        .map_err(|e| format!("{e}; nothing changed").into())
 }
 
 fn edit(p: &ProtocolArgs) -> Result<ShareEdit, Box<dyn std::error::Error>> {
@@ -427,7 +430,10 @@ mod tests {
         assert_eq!(e.nfs_clients.as_ref().map(Vec::len), Some(2));
         assert_eq!((e.nfs_access, e.smb, e.smb_users.clone()), (Some(Access::ReadOnly), Some(true), Some(vec!["alice".into()])));
         let bad = ProtocolArgs { nfs: Some(vec!["192.168.77.1/24".into()]), ..p };
-        assert!(edit(&bad).expect_err("host bits").to_string().contains("the network is 192.168.77.0/24"));
+        assert_eq!(
+            edit(&bad).expect_err("host bits").to_string(),
+            "client network \"192.168.77.1/24\": host bits are set; the network is 192.168.77.0/24; nothing changed"
+        );
         // Not a head: refused in words.
         let mut off = ShareManager::off(Role::Isu);
         assert_eq!(off.answer(ShareCommand::List), Response::Refused("only a head serves shares; this node is isu".into()));
