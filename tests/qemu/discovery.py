@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""QEMU discovery test (issue 4): a head and three ISUs boot with no static
-ISU addresses. Each ISU leases an address from the head's pool, says hello
-on the control channel and shows as pending on the head; nothing joins
-until the admin adopts it; after a full cluster reboot every ISU has the
-same address (INIT-REBOOT) and is adopted and connected again.
+"""QEMU discovery and start-up test (issues 4 and 6): a head and three ISUs
+boot with no static ISU addresses. Each ISU leases an address from the
+head's pool, says hello on the control channel and shows as pending on the
+head; nothing joins until the admin adopts it. Adopted, ISUs export their
+disk over fenced NBD; the head attaches the two members, creates RAID5 +
+LVM + ext4 and mounts it. After a full cluster reboot every ISU has the
+same address (INIT-REBOOT), is adopted and connected again, the group is
+assembled and the data written before the reboot reads back intact.
 
 Prints PASS/FAIL per check and `N passed, N failed`; exits non-zero on any
 failure. A kernel panic or an early QEMU exit fails at once with the log.
@@ -104,6 +107,17 @@ def main():
                                    "--export disk0 --device /dev/nbd0 2>&1")
         check("an unfenced attach to an ISU's export is refused", rc != 0 and "refused" in out.lower(), out)
 
+        # With two members adopted and exporting, the head attaches them
+        # (fenced), creates RAID5 + LVM + ext4 and mounts it.
+        online = status_until(c, "head1", r"^storage: group g1: online$", timeout=180)
+        check("the head brings its RAID5 group online over the members' exports", online)
+        rc, out = c.shell("head1", "grep ' /srv/g1 ' /proc/mounts && cat /proc/mdstat")
+        check("the group's filesystem is mounted on the head", rc == 0 and "ext4" in out and "raid5" in out, out)
+        rc, out = c.shell("head1", "dd if=/dev/urandom of=/srv/g1/probe bs=1M count=4 2>/dev/null && sync && "
+                                   "sha256sum /srv/g1/probe")
+        written = out.split()[0] if rc == 0 and out.strip() else None
+        check("a file is written to the group", written, out)
+
         # Full cluster reboot: same disks, same MACs.
         since = {n: c.mark(n) for n in ["head1"] + ISUS}
         t_reboot = time.monotonic()
@@ -118,6 +132,11 @@ def main():
         rejoined = status_until(c, "head1", r"(?s)(isu: \S+ key \S+ adopted as \w+, connected.*){3}")
         check("after the reboot all three are adopted and connected again", rejoined)
         print(f"cluster reboot to all ISUs reconnected: {time.monotonic() - t_reboot:.1f} s", flush=True)
+        online = status_until(c, "head1", r"^storage: group g1: online$", timeout=180)
+        check("after the reboot the group is assembled and mounted again", online)
+        print(f"cluster reboot to storage online: {time.monotonic() - t_reboot:.1f} s", flush=True)
+        rc, out = c.shell("head1", "sha256sum /srv/g1/probe")
+        check("the file written before the reboot reads back intact", written and rc == 0 and out.split()[0] == written, out)
     except (NodeFailed, ClusterError) as e:
         check("cluster ran without failure", False, str(e))
     finally:

@@ -10,6 +10,7 @@
 pub mod adoption;
 pub mod api;
 pub mod boot;
+pub mod bringup;
 pub mod config;
 pub mod config_change;
 pub mod ctrl;

@@ -70,6 +70,8 @@ pub struct StatusReport {
     pub lease: Option<String>,
     /// ISU: its NBD export, in words.
     pub export: Option<String>,
+    /// Head: its RAID group's start-up, in words.
+    pub storage: Option<String>,
     /// Problems the administrator should see, newest last.
     pub alerts: Vec<String>,
 }
@@ -107,6 +109,9 @@ impl StatusReport {
         let _ = writeln!(out, "uptime: {}s", self.uptime_secs);
         if let Some(lease) = &self.lease {
             let _ = writeln!(out, "lease: {lease}");
+        }
+        if let Some(storage) = &self.storage {
+            let _ = writeln!(out, "storage: {storage}");
         }
         if let Some(export) = &self.export {
             let _ = writeln!(out, "export: {export}");
@@ -161,6 +166,7 @@ mod tests {
             head_link: Some("connected to 10.77.0.1:7780".into()),
             lease: None,
             export: None,
+            storage: None,
             alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
         }
     }

@@ -19,6 +19,7 @@ mod nbd_serve;
 mod settings;
 mod shares;
 mod storage;
+mod storage_link;
 mod node;
 mod supervisor;
 

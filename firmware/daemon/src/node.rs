@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use log::{info, warn};
-use opie_core::adoption::{ADOPTION_MAGIC, ADOPTION_VERSION, Registry, Seen, Standing};
+use opie_core::adoption::{ADOPTION_MAGIC, ADOPTION_VERSION, Function, Registry, Seen, Standing};
 use opie_core::api::{Request, Response};
+use opie_core::bringup::{Bringup, ReadyMember, Step};
 use opie_core::config::Role;
 use opie_core::ctrl::keys::{NodeKey, fence_key, fingerprint};
 use opie_core::status::{IsuStatus, StatusReport};
@@ -25,6 +26,10 @@ use crate::export_link::ExportUpdate;
 use crate::lease_link::LeaseUpdate;
 use crate::settings::Settings;
 use crate::shares::ShareManager;
+use crate::storage_link::{AttachJob, StorageResult};
+
+/// The head's RAID group (one group per head for now; DESIGN §6).
+pub const GROUP: &str = "g1";
 
 /// Kind tag of the ISU's pinned-head record.
 pub const PINNED_HEAD_MAGIC: [u8; 8] = *b"OPIEHED\0";
@@ -41,6 +46,8 @@ pub enum Event {
     Lease(LeaseUpdate),
     /// The ISU's NBD export came up or went down.
     Export(ExportUpdate),
+    /// Head: a storage step finished.
+    Storage(StorageResult),
     /// A task hit a problem the administrator must see.
     Alert(String),
     /// Periodic work: ISU status reports.
@@ -63,6 +70,10 @@ pub enum Flow {
 pub enum Effect {
     /// ISU: serve the data disks over NBD, fenced with this key.
     StartExport { fence_key: [u8; 32] },
+    /// Head: attach a member's export.
+    Attach(AttachJob),
+    /// Head: create or assemble the group over these devices and mount it.
+    StartGroup { group: String, devices: Vec<String> },
 }
 
 /// The ISU's export, as the node knows it.
@@ -82,6 +93,8 @@ struct Link {
     peer: SocketAddr,
     outbox: Sender<Message>,
     last_report: Option<String>,
+    /// The last report as sent, for decisions.
+    last_state: Option<IsuReport>,
 }
 
 /// The node's whole mutable state.
@@ -102,6 +115,8 @@ pub struct Node {
     /// ISU: its NBD export.
     export: Export,
     effects: Vec<Effect>,
+    /// Head: start-up of its RAID group.
+    bringup: Bringup,
     links: HashMap<[u8; 32], Link>,
     /// The running config and changes to it from the console.
     settings: Settings,
@@ -136,6 +151,7 @@ impl Node {
             head,
             export: Export::WaitingForAdoption,
             effects: Vec::new(),
+            bringup: Bringup::new(GROUP),
             links: HashMap::new(),
             settings,
             shares: ShareManager::off(role),
@@ -210,6 +226,16 @@ impl Node {
             }
             Event::Ctrl(event) => self.on_ctrl(event),
             Event::Lease(update) => self.on_lease(update),
+            Event::Storage(result) => {
+                let now = self.started.elapsed();
+                match result {
+                    StorageResult::Attached { serial, device, result } => {
+                        self.bringup.attached(&serial, device, result, now)
+                    }
+                    StorageResult::Started { result } => self.bringup.started(result, now),
+                }
+                self.plan_storage();
+            }
             Event::Export(update) => {
                 self.export = match update {
                     ExportUpdate::Up(exports) => Export::Up(exports),
@@ -305,10 +331,13 @@ impl Node {
                 } else {
                     self.registry.saw(&serial, public_key);
                 }
-                self.links.insert(public_key, Link { serial, peer, outbox, last_report: None });
+                self.links.insert(public_key, Link { serial, peer, outbox, last_report: None, last_state: None });
                 self.report_to_head();
             }
-            CtrlEvent::Message { public_key, message } => self.on_message(public_key, message),
+            CtrlEvent::Message { public_key, message } => {
+                self.on_message(public_key, message);
+                self.plan_storage();
+            }
             CtrlEvent::PinHead { public_key } => self.pin_head(public_key),
             CtrlEvent::Down { public_key, peer, reason } => {
                 if let Some(link) = public_key.and_then(|k| self.links.remove(&k)) {
@@ -320,6 +349,46 @@ impl Node {
             }
         }
         self.refresh_isus();
+    }
+
+    /// Head: asks the start-up planner for the next storage step.
+    fn plan_storage(&mut self) {
+        if self.role != Role::Head {
+            return;
+        }
+        let members: Vec<&opie_core::adoption::Isu> =
+            self.registry.isus().iter().filter(|i| i.standing == Standing::Adopted(Function::Member)).collect();
+        let ready: Vec<ReadyMember> = members
+            .iter()
+            .filter_map(|isu| {
+                let link = self.links.get(&isu.public_key)?;
+                let state = link.last_state.as_ref()?;
+                let (export, _) = state.exports.first()?;
+                let std::net::IpAddr::V4(addr) = link.peer.ip() else { return None };
+                (state.state == IsuState::Normal).then(|| ReadyMember {
+                    serial: isu.serial.clone(),
+                    addr,
+                    export: export.clone(),
+                })
+            })
+            .collect();
+        let step = self.bringup.next(members.len(), &ready, self.started.elapsed());
+        match step {
+            Some(Step::Attach { serial, addr, export, device }) => {
+                let Some(isu) = members.iter().find(|i| i.serial == serial) else { return };
+                let pair = NodeKey::from_secret(self.secret).pair_key(&isu.public_key);
+                self.effects.push(Effect::Attach(AttachJob {
+                    serial,
+                    addr,
+                    export,
+                    device,
+                    fence_key: fence_key(&pair),
+                }));
+            }
+            Some(Step::Start { group, devices }) => self.effects.push(Effect::StartGroup { group, devices }),
+            None => {}
+        }
+        self.report.storage = Some(self.bringup.describe());
     }
 
     fn on_lease(&mut self, update: LeaseUpdate) {
@@ -346,6 +415,7 @@ impl Node {
                     info!("ISU {} reports {words}", link.serial);
                 }
                 link.last_report = Some(words);
+                link.last_state = Some(report);
             }
             other => info!("control message from {}: {other:?}", link.serial),
         }

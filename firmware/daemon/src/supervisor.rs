@@ -18,14 +18,14 @@ use std::time::Duration;
 use log::{error, info, warn};
 use opie_core::api::{REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
 use opie_core::boot::{BootParams, ConfigSource, choose_config, default_head};
-use opie_core::lease::{Config as LeaseConfig, PoolRange};
 use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, HeadNet, LanAddr, Role};
 use opie_core::config_change::CONFIRM_WINDOW;
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
+use opie_core::lease::{Config as LeaseConfig, PoolRange};
 use opie_core::status::StatusReport;
 use opie_sys::slots::SlotStore;
-use opie_sys::system::DataDisk;
 use opie_sys::statedisk::{self, Prepared};
+use opie_sys::system::DataDisk;
 use opie_sys::{netif, random, system};
 use smol::channel::Sender;
 use smol::net::TcpListener;
@@ -34,12 +34,13 @@ use smol::prelude::*;
 use thiserror::Error;
 
 use crate::ctrl_link::{self, CTRL_PORT, LoopHandle};
+use crate::export_link::{self, ExportUpdate};
 use crate::lease_link::{self, LEASE_MAGIC};
 use crate::lease_serve;
-use crate::export_link::{self, ExportUpdate};
 use crate::node::{Effect, Event, Flow, Node};
 use crate::settings::Settings;
 use crate::shares::ShareManager;
+use crate::storage_link;
 use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
 
 /// The supervisor's executor: one thread runs every task; it lives as long
@@ -198,7 +199,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         (true, Some(_), _) => {
-            alert(&mut alerts, "lease server not started: it needs a static storage address and a usable state disk".into());
+            alert(
+                &mut alerts,
+                "lease server not started: it needs a static storage address and a usable state disk".into(),
+            );
             None
         }
         _ => None,
@@ -222,6 +226,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         head_link: (config.role == Role::Isu).then(|| "not connected yet".to_string()),
         lease: lease_client.as_ref().map(|_| "looking for a lease server".to_string()),
         export: (config.role == Role::Isu).then(|| "waiting for adoption".to_string()),
+        storage: (config.role == Role::Head).then(|| "waiting for members".to_string()),
         alerts,
     };
     // An ISU exports its data disks once adopted; the granted epochs live
@@ -482,6 +487,14 @@ async fn event_loop(mut node: Node, socket: &Path, tasks: Tasks) -> Result<(), S
                         Effect::StartExport { fence_key } => {
                             start_export(executor, export.take(), socket, fence_key, &events).await
                         }
+                        Effect::Attach(job) => {
+                            let key_dir = storage_link::key_dir(socket);
+                            let head_id = node.report.hostname.clone();
+                            executor.spawn(storage_link::attach(job, key_dir, head_id, events.clone())).detach();
+                        }
+                        Effect::StartGroup { group, devices } => {
+                            executor.spawn(storage_link::start_group(group, devices, events.clone())).detach();
+                        }
                     }
                 }
             }
@@ -570,6 +583,11 @@ async fn start_export(
     let Some((disks, epoch_dir)) = export else { return };
     if disks.is_empty() {
         let _ = events.send(Event::Export(ExportUpdate::Down("no data disks found".into()))).await;
+        return;
+    }
+    if let Err(e) = fs::create_dir_all(&epoch_dir) {
+        let why = format!("epoch directory {} not created: {e}", epoch_dir.display());
+        let _ = events.send(Event::Export(ExportUpdate::Down(why))).await;
         return;
     }
     let key_file = socket.with_file_name("fence.key");
