@@ -153,6 +153,12 @@ pub fn menu_screen(report: Result<&StatusReport, &str>, lan: Option<&str>, size:
     match report {
         Ok(r) => {
             let _ = writeln!(out, "{}", status_line(r, lan, size.cols));
+            // The head's RAID group and the ISU's export, in words.
+            for (what, state) in [("Storage", &r.storage), ("Export", &r.export)] {
+                if let Some(state) = state {
+                    let _ = writeln!(out, "{}", cut(&format!("{what}: {state}"), size.cols));
+                }
+            }
             if let Some(newest) = r.alerts.last() {
                 let _ = writeln!(out, "{}", cut(&format!("ALERT: {newest}"), size.cols));
             }
@@ -248,6 +254,7 @@ mod tests {
             head_link: None,
             lease: None,
             export: None,
+            storage: None,
             alerts: Vec::new(),
         }
     }
@@ -287,8 +294,10 @@ mod tests {
         r.alerts = vec!["disk gone".into(), "x".repeat(200)];
         let line = status_line(&r, lan.as_deref(), 80);
         assert!(line.ends_with("| 2 ALERTS"), "{line}");
+        r.storage = Some("group g1: 3 of 3 members, clean".into());
         let screen = menu_screen(Ok(&r), lan.as_deref(), TermSize::default());
-        assert!(screen.lines().nth(1).expect("alert line").starts_with("ALERT: xxx"), "{screen}");
+        assert_eq!(screen.lines().nth(1), Some("Storage: group g1: 3 of 3 members, clean"), "{screen}");
+        assert!(screen.lines().nth(2).expect("alert line").starts_with("ALERT: xxx"), "{screen}");
         assert!(screen.lines().all(|l| l.len() < 80), "{screen}");
         assert!(screen.lines().count() <= 23);
         assert!(screen.contains("  6) Shell\n") && screen.ends_with("Choice (number or name): "), "{screen}");

@@ -266,6 +266,7 @@ mod tests {
             head_link: None,
             lease: None,
             export: None,
+            storage: None,
             alerts: Vec::new(),
         }
     }
