@@ -1086,6 +1086,124 @@ mod tests {
         assert_eq!(s6.view().users, vec!["bob".to_string()]);
     }
 
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One administrator action, drawn from a small alphabet of names
+        /// so that collisions (duplicates, overlaps, users in use) happen.
+        #[derive(Debug, Clone)]
+        enum Op {
+            Create(usize, Option<usize>, ShareEdit),
+            Change(usize, ShareEdit),
+            Remove(usize),
+            AddUser(usize),
+            RemoveUser(usize),
+            SetGroup(usize, Vec<usize>),
+            RemoveGroup(usize),
+        }
+
+        const SHARE_NAMES: [&str; 4] = ["docs", "pub", "a", "b"];
+        const PATHS: [&str; 5] = ["docs", "x/y", "x", "../up", "a//b"];
+        const USERS: [&str; 3] = ["alice", "bob", "carol"];
+        const GROUPS: [&str; 2] = ["staff", "bob"];
+
+        fn edit() -> impl Strategy<Value = ShareEdit> {
+            let nets = prop::option::of(prop::collection::vec((any::<[u8; 4]>(), 0u8..=32), 0..3));
+            let users = prop::option::of(prop::collection::vec(
+                prop::sample::select(vec!["alice", "bob", "carol", "@staff", "@bob", "@none"]),
+                0..3,
+            ));
+            let access = || prop::option::of(prop::sample::select(vec![Access::ReadOnly, Access::ReadWrite]));
+            (nets, any::<bool>(), access(), prop::option::of(any::<bool>()), access(), users).prop_map(
+                |(nets, nfs_off, nfs_access, smb, smb_access, users)| ShareEdit {
+                    // Mask host bits: the parser refuses them, edits never hold them.
+                    nfs_clients: nets.map(|v| {
+                        v.into_iter()
+                            .map(|(a, p)| {
+                                let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                                Network { addr: (u32::from_be_bytes(a) & mask).to_be_bytes(), prefix: p }
+                            })
+                            .collect()
+                    }),
+                    nfs_off,
+                    nfs_access,
+                    smb,
+                    smb_access,
+                    smb_users: users.map(|u| u.into_iter().map(String::from).collect()),
+                },
+            )
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..SHARE_NAMES.len(), prop::option::of(0..PATHS.len()), edit()).prop_map(|(n, p, e)| Op::Create(n, p, e)),
+                (0..SHARE_NAMES.len(), edit()).prop_map(|(n, e)| Op::Change(n, e)),
+                (0..SHARE_NAMES.len()).prop_map(Op::Remove),
+                (0..USERS.len()).prop_map(Op::AddUser),
+                (0..USERS.len()).prop_map(Op::RemoveUser),
+                (0..GROUPS.len(), prop::collection::vec(0..USERS.len(), 0..3)).prop_map(|(g, m)| Op::SetGroup(g, m)),
+                (0..GROUPS.len()).prop_map(Op::RemoveGroup),
+            ]
+        }
+
+        fn step(s: &Shares, op: &Op) -> Result<Shares, ShareError> {
+            match op {
+                Op::Create(n, p, e) => s.create(SHARE_NAMES[*n], "/srv/g1", p.map(|p| PATHS[p]), e),
+                Op::Change(n, e) => s.change(SHARE_NAMES[*n], e),
+                Op::Remove(n) => s.remove(SHARE_NAMES[*n]).map(|(next, _)| next),
+                Op::AddUser(u) => s.set_user(USERS[*u], NtHash([*u as u8; 16]), true),
+                Op::RemoveUser(u) => s.remove_user(USERS[*u]),
+                Op::SetGroup(g, m) => s.set_group(GROUPS[*g], &m.iter().map(|u| USERS[*u].to_string()).collect::<Vec<_>>()),
+                Op::RemoveGroup(g) => s.remove_group(GROUPS[*g]),
+            }
+        }
+
+        proptest! {
+            /// Whatever an administrator does: a refused action changes
+            /// nothing, an accepted one leaves a record that validates,
+            /// round-trips through its encoding, never reuses an fsid, and
+            /// renders exactly one exports line per NFS share and one
+            /// ksmbd section per SMB share, all inside the pool.
+            #[test]
+            fn every_action_keeps_the_record_valid(ops in prop::collection::vec(op(), 1..40)) {
+                let mut s = Shares::default();
+                let mut fsids_seen = BTreeSet::new();
+                for op in &ops {
+                    let before = s.clone();
+                    match step(&s, op) {
+                        Err(_) => prop_assert_eq!(&s, &before),
+                        Ok(next) => {
+                            prop_assert!(next.validate().is_ok());
+                            prop_assert!(next.next_fsid >= s.next_fsid);
+                            for sh in &next.shares {
+                                if !s.shares.iter().any(|o| o.name == sh.name) {
+                                    prop_assert!(fsids_seen.insert(sh.fsid), "fsid {} reused", sh.fsid);
+                                }
+                                prop_assert!(sh.dir().starts_with("/srv/g1/") && !sh.dir().contains(".."));
+                            }
+                            let bytes = next.encode().expect("valid record encodes");
+                            prop_assert_eq!(&Shares::decode(SHARES_VERSION, &bytes).expect("decodes"), &next);
+                            s = next;
+                        }
+                    }
+                    let mounted = vec!["/srv/g1".to_string()];
+                    let exports = s.render_exports(&mounted);
+                    prop_assert_eq!(exports.lines().count() - 1, s.shares.iter().filter(|x| x.nfs.is_some()).count());
+                    let conf = s.render_ksmbd_conf("head1", &mounted);
+                    prop_assert_eq!(conf.matches("\n[").count() - 1, s.shares.iter().filter(|x| x.smb.is_some()).count());
+                    prop_assert_eq!(s.render_ksmbd_passwords().lines().count(), s.users.len());
+                }
+            }
+
+            /// Arbitrary bytes never panic the record decoder.
+            #[test]
+            fn arbitrary_records_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = Shares::decode(SHARES_VERSION, &bytes);
+            }
+        }
+    }
+
     #[test]
     fn record_round_trips_and_hides_hashes_from_debug() {
         let s = sample();
