@@ -211,6 +211,8 @@ impl Node {
     /// Applies one event.
     pub fn apply(&mut self, event: Event) -> Flow {
         match event {
+            // Shares: carried out and answered by the share thread.
+            Event::Local(Request::Shares(command), reply) => self.shares.submit(command, reply),
             Event::Local(request, reply) => {
                 let response = self.answer(request);
                 let _ = reply.try_send(response);
@@ -270,7 +272,7 @@ impl Node {
             Request::Config => self.settings.config(),
             Request::ApplyConfig(config) => self.settings.apply(config, &mut self.report),
             Request::ConfirmConfig { generation } => self.settings.confirm(generation),
-            Request::Shares(command) => self.shares.answer(command),
+            Request::Shares(_) => Response::Refused("share requests go to the share thread".into()),
             Request::Adopt { .. } | Request::Reject { .. } if self.role != Role::Head => {
                 Response::Refused(format!("only a head adopts ISUs; this node is {}", self.role))
             }

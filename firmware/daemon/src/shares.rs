@@ -1,10 +1,11 @@
 //! Shares, users and groups in the daemon (DESIGN §7, §12): the
 //! supervisor's share manager and the `opie share|user|group` commands.
 //!
-//! [`ShareManager`] lives in the node's state ([`crate::node::Node`]) and
-//! answers `Request::Shares` in the event loop through
-//! `opie_sys::shares::ShareService` (validate, persist, apply). Only an
-//! active head serves shares; other roles refuse. The commands here are
+//! [`ShareManager`] lives in the node's state ([`crate::node::Node`]);
+//! the event loop hands it `Request::Shares`, and its own thread carries
+//! them out through `opie_sys::shares::ShareService` (validate, persist,
+//! apply) and answers the client. Only an active head serves shares;
+//! other roles refuse. The commands here are
 //! thin clients of the local socket, so the console and the web page can
 //! use the same requests.
 //!
@@ -15,6 +16,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc;
 
 use opie_core::api::Response;
 use opie_core::config::Role;
@@ -23,6 +25,7 @@ use opie_core::shares::{
 };
 use opie_sys::shares::{Outcome, RealShareHost, ShareService};
 use opie_sys::slots::SlotStore;
+use smol::channel::Sender;
 
 use crate::DEFAULT_SOCKET;
 use crate::local::{self, ShareAnswer};
@@ -31,57 +34,102 @@ use crate::local::{self, ShareAnswer};
 /// volumes that were mounted or unmounted since the last apply.
 const POLL_EVERY: u32 = 5;
 
-/// The node's share manager: a service on a head, nothing elsewhere.
+/// Work for the share thread.
+#[derive(Debug)]
+enum Job {
+    /// A local client's command; the answer goes straight back to it.
+    Run(ShareCommand, Sender<Response>),
+    /// Serve shares of data volumes mounted since the last look.
+    Poll,
+}
+
+/// The node's share manager. On a head, a thread of its own owns the
+/// `ShareService` and runs its commands, so starting nfsd or ksmbd (seconds
+/// under load) never holds up the event loop, which also serves leases and
+/// control links (DESIGN §13: slow commands run on helper threads that
+/// only exchange messages). Elsewhere it refuses.
 #[derive(Debug)]
 pub struct ShareManager {
-    service: Option<ShareService<RealShareHost>>,
+    jobs: Option<mpsc::Sender<Job>>,
+    /// Problems the share thread found on its own (start-up, polls).
+    problems: Option<mpsc::Receiver<String>>,
     role: Role,
     ticks: u32,
+}
+
+fn response(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Done(text) => Response::Done(text),
+        Outcome::Refused(text) => Response::Refused(text),
+        Outcome::View(view) => Response::Shares(view),
+    }
 }
 
 impl ShareManager {
     /// For nodes that serve no shares (and before start-up set it up).
     pub fn off(role: Role) -> Self {
-        ShareManager { service: None, role, ticks: 0 }
+        ShareManager { jobs: None, problems: None, role, ticks: 0 }
     }
 
-    /// A head's manager: loads the record from `state_dir` and applies it
-    /// once (`live`: on the appliance only). Returns alerts.
+    /// A head's manager: loads the record from `state_dir` and starts the
+    /// share thread, which serves the record at once (`live`: on the
+    /// appliance only). Returns alerts about the record.
     pub fn open(role: Role, hostname: &str, state_dir: Option<&Path>, live: bool) -> (Self, Vec<String>) {
         if role != Role::Head {
             return (ShareManager::off(role), Vec::new());
         }
         let store = state_dir.map(|d| SlotStore::new(d, "shares", SHARES_MAGIC));
         let (mut service, mut alerts) = ShareService::open(store, RealShareHost::default(), hostname, live);
-        if let Err(e) = service.apply() {
-            alerts.push(format!("shares not fully served: {e}"));
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (report, problems) = mpsc::channel::<String>();
+        let spawned = std::thread::Builder::new().name("shares".into()).spawn(move || {
+            if let Err(e) = service.apply() {
+                let _ = report.send(format!("shares not fully served: {e}"));
+            }
+            // Ends when the manager (the node) is dropped.
+            while let Ok(job) = inbox.recv() {
+                match job {
+                    Job::Run(command, reply) => {
+                        let _ = reply.try_send(response(service.run(command)));
+                    }
+                    Job::Poll => {
+                        if let Some(Err(e)) = service.poll() {
+                            let _ = report.send(format!("shares not fully served: {e}"));
+                        }
+                    }
+                }
+            }
+        });
+        match spawned {
+            Ok(_) => (ShareManager { jobs: Some(jobs), problems: Some(problems), role, ticks: 0 }, alerts),
+            Err(e) => {
+                alerts.push(format!("shares not served: cannot start the share thread: {e}"));
+                (ShareManager::off(role), alerts)
+            }
         }
-        (ShareManager { service: Some(service), role, ticks: 0 }, alerts)
     }
 
-    /// Answers one share command.
-    pub fn answer(&mut self, command: ShareCommand) -> Response {
-        let Some(service) = &mut self.service else {
-            return Response::Refused(format!("only a head serves shares; this node is {}", self.role));
+    /// Hands a command to the share thread, which answers on `reply`.
+    pub fn submit(&mut self, command: ShareCommand, reply: Sender<Response>) {
+        let Some(jobs) = &self.jobs else {
+            let _ = reply.try_send(Response::Refused(format!("only a head serves shares; this node is {}", self.role)));
+            return;
         };
-        match service.run(command) {
-            Outcome::Done(text) => Response::Done(text),
-            Outcome::Refused(text) => Response::Refused(text),
-            Outcome::View(view) => Response::Shares(view),
+        if let Err(mpsc::SendError(Job::Run(_, reply))) = jobs.send(Job::Run(command, reply)) {
+            let _ = reply.try_send(Response::Refused("the share manager has stopped; nothing changed".into()));
         }
     }
 
-    /// Once a second: every few seconds, serve shares whose data volume
-    /// was just mounted. Returns a problem for the admin, if any.
+    /// Once a second: every few seconds, asks the share thread to serve
+    /// shares whose data volume was just mounted; returns what it found
+    /// wrong since the last tick, for the admin.
     pub fn tick(&mut self) -> Option<String> {
         self.ticks += 1;
-        if !self.ticks.is_multiple_of(POLL_EVERY) {
-            return None;
+        if let Some(jobs) = self.jobs.as_ref().filter(|_| self.ticks.is_multiple_of(POLL_EVERY)) {
+            let _ = jobs.send(Job::Poll);
         }
-        match self.service.as_mut()?.poll()? {
-            Ok(_) => None,
-            Err(e) => Some(format!("shares not fully served: {e}")),
-        }
+        let found: Vec<String> = self.problems.as_ref()?.try_iter().collect();
+        (!found.is_empty()).then(|| found.join("; "))
     }
 }
 
@@ -392,6 +440,42 @@ mod tests {
     use opie_core::shares::{Group, Nfs, Smb};
 
     #[test]
+    fn a_head_answers_from_its_share_thread_and_keeps_its_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Not live: a development host's /etc is never touched.
+        let (mut m, alerts) = ShareManager::open(Role::Head, "head1", Some(dir.path()), false);
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let ask = |m: &mut ShareManager, c: ShareCommand| {
+            let (reply, answer) = smol::channel::bounded(1);
+            m.submit(c, reply);
+            answer.recv_blocking().expect("the share thread answers")
+        };
+        let hash = nt_hash("Secret-1").expect("hash");
+        assert_eq!(
+            ask(&mut m, ShareCommand::SetUser { name: "alice".into(), nt_hash: hash, create: true }),
+            Response::Done("user alice added; not applied: this supervisor does not run the appliance".into())
+        );
+        let create = ShareCommand::Create {
+            name: "docs".into(),
+            pool: None,
+            path: None,
+            edit: ShareEdit { smb: Some(true), ..ShareEdit::default() },
+        };
+        assert_eq!(
+            ask(&mut m, create),
+            Response::Refused("name the data volume with --pool (not running the appliance); nothing changed".into())
+        );
+        drop(m);
+        // A restarted supervisor reads the user back.
+        let (mut m, _) = ShareManager::open(Role::Head, "head1", Some(dir.path()), false);
+        match ask(&mut m, ShareCommand::List) {
+            Response::Shares(v) => assert_eq!(v.users, ["alice"]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.tick(), None);
+    }
+
+    #[test]
     fn listings_read_as_words() {
         let v = SharesView {
             shares: vec![
@@ -436,7 +520,12 @@ mod tests {
         );
         // Not a head: refused in words.
         let mut off = ShareManager::off(Role::Isu);
-        assert_eq!(off.answer(ShareCommand::List), Response::Refused("only a head serves shares; this node is isu".into()));
+        let (reply, answer) = smol::channel::bounded(1);
+        off.submit(ShareCommand::List, reply);
+        assert_eq!(
+            answer.try_recv().expect("answered at once"),
+            Response::Refused("only a head serves shares; this node is isu".into())
+        );
         assert_eq!(off.tick(), None);
     }
 }
