@@ -19,7 +19,8 @@ symlink on the way, unknown user, unmounted pool) is refused and changes
 nothing; the client writes over NFSv3, reads it over NFSv4.2 and SMB3 with
 the same sha256, writes over SMB3 and reads it over both NFS versions; a
 wrong SMB password is refused; a read-only share refuses writes over NFS
-and SMB and accepts them after `opie share change --nfs-rw`; the
+and SMB and accepts them after `opie share change --nfs-rw`; a group's
+members get in over SMB, others do not; the
 supervisor killed and respawned by init reads its shares back; a removed
 share is no longer mountable over NFSv3, NFSv4 or SMB while its files stay
 on the head. Prints PASS/FAIL per check, timings, `N passed, N failed`.
@@ -169,8 +170,17 @@ def read_only(c):
           out)
     rc, out = client(c, "echo w >/mnt/p3/w && cat /mnt/p3/w")
     check("after the change NFS writes to pub succeed", rc == 0 and out.strip() == "w", out)
+    rc, out = head(c, "printf 'Secret-B\\n' | opie user add bob && opie group set staff alice bob"
+                      " && opie share change pub --smb-user @staff && grep -A5 '^\\[pub\\]' /etc/ksmbd/ksmbd.conf")
+    check("group staff (alice, bob) as pub's SMB users: expanded in ksmbd.conf",
+          rc == 0 and "valid users = alice, bob" in out, out)
+    rc, out = client(c, f"umount /mnt/ps; mount.cifs //{HEAD_IP}/pub /mnt/ps -o username=bob,password=Secret-B,vers=3.1.1"
+                        f" && cat /mnt/ps/readme; mount.cifs //{HEAD_IP}/docs /mnt/x -o username=bob,password=Secret-B,"
+                        "vers=3.1.1; echo docs=$?; umount /mnt/x 2>/dev/null; true")
+    check("bob (through @staff) mounts pub over SMB; docs (alice only) refuses him",
+          "readme" in out and re.search(r"docs=[1-9]", out), out)
     rc, out = head(c, "opie user remove alice")
-    check("removing a user a share names is refused", rc != 0 and "still used by share docs, share pub" in out, out)
+    check("removing a user a share names is refused", rc != 0 and "still used by share docs, group staff" in out, out)
 
 
 def restart(c):
