@@ -3,7 +3,8 @@
 //! The kernel command line may preseed a factory image or a test node
 //! (DESIGN §1): `opie.role=head|isu`, `opie.hostname=NAME`,
 //! `opie.storage_addr=A.B.C.D/LEN`, `opie.storage_iface=IF`,
-//! `opie.state=DEVICE` (the state disk) and `opie.head=A.B.C.D`. A persisted config always wins over
+//! `opie.state=DEVICE` (the state disk), `opie.head=A.B.C.D` and
+//! `opie.member_wait=SECS`. A persisted config always wins over
 //! the command line: the preseed only seeds a node that has none yet.
 
 use thiserror::Error;
@@ -21,6 +22,9 @@ pub struct BootParams {
     /// The head's storage-net address, when not the default (.1 of the
     /// storage subnet) and not yet learned from a lease.
     pub head: Option<std::net::Ipv4Addr>,
+    /// Head: seconds to wait for every member of the group at start-up
+    /// before starting it with all but one.
+    pub member_wait: Option<u64>,
 }
 
 /// A bad `opie.*` parameter. Other parameters belong to the kernel and are
@@ -29,7 +33,7 @@ pub struct BootParams {
 pub enum BootParamError {
     /// `opie.X` that Opie does not know: a typo must not pass silently.
     #[error(
-        "unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state, opie.head)"
+        "unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state, opie.head, opie.member_wait)"
     )]
     Unknown(String),
     /// A known parameter without `=value`.
@@ -60,6 +64,10 @@ impl BootParams {
                 "storage_addr" => params.storage_addr = Some(value.parse().map_err(invalid)?),
                 "storage_iface" => params.storage_iface = Some(value.to_string()),
                 "state" => params.state_device = Some(value.to_string()),
+                "member_wait" => {
+                    let secs = value.parse().map_err(|_| invalid(ConfigError::BadSeconds(value.to_string())))?;
+                    params.member_wait = Some(secs);
+                }
                 "head" => {
                     let addr = value.parse().map_err(|_| invalid(ConfigError::BadAddress(value.to_string())))?;
                     params.head = Some(addr);
@@ -133,6 +141,8 @@ mod tests {
         let q = BootParams::parse("opie.role=isu opie.head=10.77.0.2").expect("valid");
         assert_eq!(default_head(&q, &config), Some(std::net::Ipv4Addr::new(10, 77, 0, 2)));
         assert!(BootParams::parse("opie.head=10.77.0").is_err());
+        assert_eq!(BootParams::parse("opie.member_wait=20").expect("valid").member_wait, Some(20));
+        assert!(BootParams::parse("opie.member_wait=-1").is_err());
     }
 
     #[test]

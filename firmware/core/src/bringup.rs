@@ -9,14 +9,18 @@
 //! creates only on blank members and otherwise resumes or assembles, so a
 //! head that restarts in the middle never creates twice.
 //!
-//! Not yet decided here: starting degraded with all but one member after a
-//! timeout, and re-adding a member that comes back (the recovery planner,
-//! `crate::recovery`, owns that decision).
+//! When a member stays away, the group starts degraded with all but one
+//! member once `member_wait` has passed since the head started waiting —
+//! never with fewer, and never by creating: a degraded start only
+//! assembles an existing group. Re-adding the member when it comes back is
+//! the recovery planner's decision (`crate::recovery`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+/// Default time to wait for every member before starting with all but one.
+pub const DEFAULT_MEMBER_WAIT: Duration = Duration::from_secs(120);
 /// Pause before a failed step is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The least number of members a RAID5 group has (seed 1.1).
@@ -36,8 +40,9 @@ pub enum Step {
     /// Attach `export` of the ISU at `addr` as `/dev/nbd{device}`.
     Attach { serial: String, addr: Ipv4Addr, export: String, device: u32 },
     /// Create (first time) or assemble the group over these devices, in
-    /// member order, and mount it.
-    Start { group: String, devices: Vec<String> },
+    /// member order, and mount it. `degraded`: one member is missing, so
+    /// only assemble (never create).
+    Start { group: String, devices: Vec<String>, degraded: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,11 +63,22 @@ pub struct Bringup {
     /// How many members the group has (adopted as member).
     members: usize,
     ready: usize,
+    member_wait: Duration,
+    /// Since when some member has been missing (None: all ready).
+    waiting_since: Option<Duration>,
 }
 
 impl Bringup {
-    pub fn new(group: &str) -> Self {
-        Bringup { group: group.to_string(), attached: BTreeMap::new(), phase: Phase::Waiting, members: 0, ready: 0 }
+    pub fn new(group: &str, member_wait: Duration) -> Self {
+        Bringup {
+            group: group.to_string(),
+            attached: BTreeMap::new(),
+            phase: Phase::Waiting,
+            members: 0,
+            ready: 0,
+            member_wait,
+            waiting_since: None,
+        }
     }
 
     /// The next step, given the adopted member count and the ready ones.
@@ -74,8 +90,19 @@ impl Bringup {
             Phase::Failed { at, .. } if now < *at + RETRY_AFTER => return None,
             _ => {}
         }
-        if members < MIN_MEMBERS || ready.len() < members {
+        if members < MIN_MEMBERS {
             return None;
+        }
+        let degraded = ready.len() < members;
+        if degraded {
+            let since = *self.waiting_since.get_or_insert(now);
+            let waited_out = now >= since + self.member_wait;
+            // RAID5 survives one missing member, never two.
+            if !(waited_out && ready.len() + 1 == members) {
+                return None;
+            }
+        } else {
+            self.waiting_since = None;
         }
         if let Some(member) = ready.iter().find(|m| !self.attached.contains_key(&m.serial)) {
             let device = (0..).find(|i| !self.attached.values().any(|d| d == i)).unwrap_or(0);
@@ -91,7 +118,11 @@ impl Bringup {
             ready.iter().filter_map(|m| self.attached.get(&m.serial).map(|d| (*d, format!("/dev/nbd{d}")))).collect();
         devices.sort();
         self.phase = Phase::Busy;
-        Some(Step::Start { group: self.group.clone(), devices: devices.into_iter().map(|(_, d)| d).collect() })
+        Some(Step::Start {
+            group: self.group.clone(),
+            devices: devices.into_iter().map(|(_, d)| d).collect(),
+            degraded,
+        })
     }
 
     /// The result of an `Attach` step.
@@ -130,7 +161,16 @@ impl Bringup {
             Phase::Waiting if self.members < MIN_MEMBERS => {
                 format!("group {g}: waiting for members ({} adopted, at least {MIN_MEMBERS} needed)", self.members)
             }
-            Phase::Waiting => format!("group {g}: waiting for members ({} of {} ready)", self.ready, self.members),
+            Phase::Waiting => match self.waiting_since {
+                Some(since) if self.ready + 1 == self.members => format!(
+                    "group {g}: waiting for members ({} of {} ready; starting degraded {}s after {}s)",
+                    self.ready,
+                    self.members,
+                    self.member_wait.as_secs(),
+                    since.as_secs()
+                ),
+                _ => format!("group {g}: waiting for members ({} of {} ready)", self.ready, self.members),
+            },
         }
     }
 }
@@ -147,7 +187,7 @@ mod tests {
 
     #[test]
     fn waits_for_two_members_and_for_every_adopted_one() {
-        let mut b = Bringup::new("g1");
+        let mut b = Bringup::new("g1", DEFAULT_MEMBER_WAIT);
         assert_eq!(b.next(1, &[member(1)], T), None);
         assert!(b.describe().contains("at least 2"));
         assert_eq!(b.next(3, &[member(1), member(2)], T), None);
@@ -156,7 +196,7 @@ mod tests {
 
     #[test]
     fn attaches_one_at_a_time_then_starts_in_attach_order() {
-        let mut b = Bringup::new("g1");
+        let mut b = Bringup::new("g1", DEFAULT_MEMBER_WAIT);
         let ready = [member(2), member(1)];
         let Some(Step::Attach { serial, device, .. }) = b.next(2, &ready, T) else { panic!("attach expected") };
         assert_eq!((serial.as_str(), device), ("ISU-2", 0));
@@ -167,7 +207,11 @@ mod tests {
         b.attached("ISU-1", 1, Ok(()), T);
         assert_eq!(
             b.next(2, &ready, T),
-            Some(Step::Start { group: "g1".into(), devices: vec!["/dev/nbd0".into(), "/dev/nbd1".into()] })
+            Some(Step::Start {
+                group: "g1".into(),
+                devices: vec!["/dev/nbd0".into(), "/dev/nbd1".into()],
+                degraded: false
+            })
         );
         b.started(Ok(()), T);
         assert!(b.is_online());
@@ -176,12 +220,36 @@ mod tests {
 
     #[test]
     fn a_failed_step_is_retried_after_a_pause() {
-        let mut b = Bringup::new("g1");
+        let mut b = Bringup::new("g1", DEFAULT_MEMBER_WAIT);
         let ready = [member(1), member(2)];
         b.next(2, &ready, T);
         b.attached("ISU-1", 0, Err("refused".into()), T);
         assert!(b.describe().contains("attaching ISU-1: refused"));
         assert_eq!(b.next(2, &ready, T + Duration::from_secs(1)), None);
         assert!(matches!(b.next(2, &ready, T + RETRY_AFTER), Some(Step::Attach { .. })));
+    }
+
+    #[test]
+    fn one_member_missing_past_the_wait_starts_degraded_by_assembling() {
+        let mut b = Bringup::new("g1", Duration::from_secs(60));
+        let ready = [member(1), member(2)];
+        assert_eq!(b.next(3, &ready, T), None);
+        assert_eq!(b.next(3, &ready, T + Duration::from_secs(59)), None);
+        let at = T + Duration::from_secs(60);
+        let Some(Step::Attach { serial, device, .. }) = b.next(3, &ready, at) else { panic!("attach expected") };
+        b.attached(&serial, device, Ok(()), at);
+        let Some(Step::Attach { serial, device, .. }) = b.next(3, &ready, at) else { panic!("attach expected") };
+        b.attached(&serial, device, Ok(()), at);
+        let Some(Step::Start { degraded, devices, .. }) = b.next(3, &ready, at) else { panic!("start expected") };
+        assert!(degraded);
+        assert_eq!(devices.len(), 2);
+    }
+
+    #[test]
+    fn two_members_missing_never_start() {
+        let mut b = Bringup::new("g1", Duration::from_secs(60));
+        let ready = [member(1)];
+        assert_eq!(b.next(3, &ready, T), None);
+        assert_eq!(b.next(3, &ready, T + Duration::from_secs(3600)), None);
     }
 }

@@ -278,6 +278,9 @@ pub enum ConfigError {
     /// An address is not of the form a.b.c.d/len with len <= 32.
     #[error("{0:?} is not an IPv4 address with prefix, such as 10.77.0.1/24")]
     BadCidr(String),
+    /// A duration is not a whole number of seconds.
+    #[error("{0:?} is not a whole number of seconds")]
+    BadSeconds(String),
     /// The hostname breaks RFC 1123 rules.
     #[error("hostname {0:?} must be 1-63 letters, digits or '-', not starting or ending with '-'")]
     BadHostname(String),

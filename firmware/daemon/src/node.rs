@@ -73,7 +73,7 @@ pub enum Effect {
     /// Head: attach a member's export.
     Attach(AttachJob),
     /// Head: create or assemble the group over these devices and mount it.
-    StartGroup { group: String, devices: Vec<String> },
+    StartGroup { group: String, devices: Vec<String>, degraded: bool },
 }
 
 /// The ISU's export, as the node knows it.
@@ -95,6 +95,23 @@ struct Link {
     last_report: Option<String>,
     /// The last report as sent, for decisions.
     last_state: Option<IsuReport>,
+}
+
+/// What start-up hands the node.
+#[derive(Debug)]
+pub struct Setup<'a> {
+    pub report: StatusReport,
+    /// The node key's secret.
+    pub secret: [u8; 32],
+    /// How this node introduces itself on the control channel.
+    pub serial: String,
+    /// Where state is persisted; `None` when the state disk is unusable.
+    pub state_dir: Option<&'a std::path::Path>,
+    pub settings: Settings,
+    /// ISU: the head's control address, if known before any lease.
+    pub head: Option<SocketAddr>,
+    /// Head: how long to wait for every member before starting degraded.
+    pub member_wait: std::time::Duration,
 }
 
 /// The node's whole mutable state.
@@ -126,14 +143,8 @@ pub struct Node {
 
 impl Node {
     /// Builds the node state, loading what `state_dir` holds for its role.
-    pub fn new(
-        report: StatusReport,
-        secret: [u8; 32],
-        serial: String,
-        state_dir: Option<&std::path::Path>,
-        settings: Settings,
-        head: Option<SocketAddr>,
-    ) -> Node {
+    pub fn new(setup: Setup<'_>) -> Node {
+        let Setup { report, secret, serial, state_dir, settings, head, member_wait } = setup;
         let role = report.role;
         let store = state_dir.map(|dir| match role {
             Role::Isu => SlotStore::new(dir, "head-key", PINNED_HEAD_MAGIC),
@@ -151,7 +162,7 @@ impl Node {
             head,
             export: Export::WaitingForAdoption,
             effects: Vec::new(),
-            bringup: Bringup::new(GROUP),
+            bringup: Bringup::new(GROUP, member_wait),
             links: HashMap::new(),
             settings,
             shares: ShareManager::off(role),
@@ -161,6 +172,7 @@ impl Node {
             node.start_export(head);
         }
         node.refresh_isus();
+        node.plan_storage();
         node
     }
 
@@ -234,7 +246,14 @@ impl Node {
                     StorageResult::Attached { serial, device, result } => {
                         self.bringup.attached(&serial, device, result, now)
                     }
-                    StorageResult::Started { result } => self.bringup.started(result, now),
+                    StorageResult::Started { result } => {
+                        if result.is_ok() {
+                            // Serve the group's shares as soon as its
+                            // filesystem is mounted.
+                            self.shares.volumes_changed();
+                        }
+                        self.bringup.started(result, now);
+                    }
                 }
                 self.plan_storage();
             }
@@ -387,7 +406,9 @@ impl Node {
                     fence_key: fence_key(&pair),
                 }));
             }
-            Some(Step::Start { group, devices }) => self.effects.push(Effect::StartGroup { group, devices }),
+            Some(Step::Start { group, devices, degraded }) => {
+                self.effects.push(Effect::StartGroup { group, devices, degraded })
+            }
             None => {}
         }
         self.report.storage = Some(self.bringup.describe());

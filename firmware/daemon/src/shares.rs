@@ -20,9 +20,7 @@ use std::sync::mpsc;
 
 use opie_core::api::Response;
 use opie_core::config::Role;
-use opie_core::shares::{
-    Access, Network, SHARES_MAGIC, Share, ShareCommand, ShareEdit, SharesView, nt_hash,
-};
+use opie_core::shares::{Access, Network, SHARES_MAGIC, Share, ShareCommand, ShareEdit, SharesView, nt_hash};
 use opie_sys::shares::{Outcome, RealShareHost, ShareService};
 use opie_sys::slots::SlotStore;
 use smol::channel::Sender;
@@ -117,6 +115,14 @@ impl ShareManager {
         };
         if let Err(mpsc::SendError(Job::Run(_, reply))) = jobs.send(Job::Run(command, reply)) {
             let _ = reply.try_send(Response::Refused("the share manager has stopped; nothing changed".into()));
+        }
+    }
+
+    /// A data volume was just mounted (a group came online): serve its
+    /// shares now rather than at the next poll.
+    pub fn volumes_changed(&self) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job::Poll);
         }
     }
 
@@ -326,7 +332,11 @@ pub fn render_users(v: &SharesView) -> String {
         out.push_str(&format!("user {u}\n"));
     }
     for g in &v.groups {
-        out.push_str(&format!("group {}: {}\n", g.name, if g.members.is_empty() { "(no members)".into() } else { g.members.join(", ") }));
+        out.push_str(&format!(
+            "group {}: {}\n",
+            g.name,
+            if g.members.is_empty() { "(no members)".into() } else { g.members.join(", ") }
+        ));
     }
     out
 }
@@ -484,7 +494,10 @@ mod tests {
                     pool: "/srv/g1".into(),
                     path: "docs".into(),
                     fsid: 1,
-                    nfs: Some(Nfs { clients: vec!["192.168.77.0/24".parse().expect("net")], access: Access::ReadWrite }),
+                    nfs: Some(Nfs {
+                        clients: vec!["192.168.77.0/24".parse().expect("net")],
+                        access: Access::ReadWrite,
+                    }),
                     smb: Some(Smb { access: Access::ReadOnly, users: vec!["alice".into(), "@staff".into()] }),
                 },
                 Share { name: "x".into(), pool: "/srv/g1".into(), path: "a/x".into(), fsid: 3, nfs: None, smb: None },
@@ -512,7 +525,10 @@ mod tests {
         };
         let e = edit(&p).expect("edit");
         assert_eq!(e.nfs_clients.as_ref().map(Vec::len), Some(2));
-        assert_eq!((e.nfs_access, e.smb, e.smb_users.clone()), (Some(Access::ReadOnly), Some(true), Some(vec!["alice".into()])));
+        assert_eq!(
+            (e.nfs_access, e.smb, e.smb_users.clone()),
+            (Some(Access::ReadOnly), Some(true), Some(vec!["alice".into()]))
+        );
         let bad = ProtocolArgs { nfs: Some(vec!["192.168.77.1/24".into()]), ..p };
         assert_eq!(
             edit(&bad).expect_err("host bits").to_string(),

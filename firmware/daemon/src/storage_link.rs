@@ -94,12 +94,19 @@ pub async fn attach(job: AttachJob, key_dir: PathBuf, head_id: String, events: S
     let _ = events.send(Event::Storage(StorageResult::Attached { serial, device, result })).await;
 }
 
-/// Creates (first time) or assembles the group and mounts it.
-pub async fn start_group(group: String, devices: Vec<String>, events: Sender<Event>) {
+/// Creates (first time) or assembles the group and mounts it; with a
+/// member missing (`degraded`) it only assembles, never creates.
+pub async fn start_group(group: String, devices: Vec<String>, degraded: bool, events: Sender<Event>) {
     let started = std::time::Instant::now();
-    let result = run(Command::new(exe()).args(["storage", "create-group", "--name", &group]).args(&devices)).await;
+    let verb = if degraded { "assemble" } else { "create-group" };
+    let result = run(Command::new(exe()).args(["storage", verb, "--name", &group]).args(&devices)).await;
     match &result {
-        Ok(()) => info!("group {group} online over {} in {:?}", devices.join(" "), round(started.elapsed())),
+        Ok(()) => info!(
+            "group {group} online{} over {} in {:?}",
+            if degraded { " (degraded)" } else { "" },
+            devices.join(" "),
+            round(started.elapsed())
+        ),
         Err(e) => warn!("group {group} did not start: {e}"),
     }
     let _ = events.send(Event::Storage(StorageResult::Started { result })).await;

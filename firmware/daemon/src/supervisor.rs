@@ -18,6 +18,7 @@ use std::time::Duration;
 use log::{error, info, warn};
 use opie_core::api::{REQUEST_MAGIC, RESPONSE_MAGIC, Request, Response};
 use opie_core::boot::{BootParams, ConfigSource, choose_config, default_head};
+use opie_core::bringup::DEFAULT_MEMBER_WAIT;
 use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, HeadNet, LanAddr, Role};
 use opie_core::config_change::CONFIRM_WINDOW;
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
@@ -37,7 +38,7 @@ use crate::ctrl_link::{self, CTRL_PORT, LoopHandle};
 use crate::export_link::{self, ExportUpdate};
 use crate::lease_link::{self, LEASE_MAGIC};
 use crate::lease_serve;
-use crate::node::{Effect, Event, Flow, Node};
+use crate::node::{Effect, Event, Flow, Node, Setup};
 use crate::settings::Settings;
 use crate::shares::ShareManager;
 use crate::storage_link;
@@ -237,8 +238,15 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let window = Duration::from_secs(args.confirm_window_secs);
     let settings =
         Settings::new(config, generation, persist.then_some(state_dir.as_path()), args.appliance, window, &mut report);
-    let mut node =
-        Node::new(report, node_key.secret_bytes(), serial, persist.then_some(state_dir.as_path()), settings, head);
+    let mut node = Node::new(Setup {
+        report,
+        secret: node_key.secret_bytes(),
+        serial,
+        state_dir: persist.then_some(state_dir.as_path()),
+        settings,
+        head,
+        member_wait: boot.member_wait.map_or(DEFAULT_MEMBER_WAIT, Duration::from_secs),
+    });
     // A head serves its shares (DESIGN §7) from the record on its state disk.
     let hostname = node.report.hostname.clone();
     let (shares, share_alerts) =
@@ -492,8 +500,9 @@ async fn event_loop(mut node: Node, socket: &Path, tasks: Tasks) -> Result<(), S
                             let head_id = node.report.hostname.clone();
                             executor.spawn(storage_link::attach(job, key_dir, head_id, events.clone())).detach();
                         }
-                        Effect::StartGroup { group, devices } => {
-                            executor.spawn(storage_link::start_group(group, devices, events.clone())).detach();
+                        Effect::StartGroup { group, devices, degraded } => {
+                            let task = storage_link::start_group(group, devices, degraded, events.clone());
+                            executor.spawn(task).detach();
                         }
                     }
                 }

@@ -67,7 +67,14 @@ impl GroupSpec {
     /// A spec with the defaults: reserve 15 %, mounted at `/srv/<group>`.
     pub fn new(cluster: ClusterName, group: GroupName, md_device: &str, members: Vec<String>) -> Self {
         let mount_point = format!("/srv/{group}");
-        GroupSpec { cluster, group, md_device: md_device.to_string(), members, reserve_percent: DEFAULT_RESERVE_PERCENT, mount_point }
+        GroupSpec {
+            cluster,
+            group,
+            md_device: md_device.to_string(),
+            members,
+            reserve_percent: DEFAULT_RESERVE_PERCENT,
+            mount_point,
+        }
     }
 
     fn md_name(&self) -> MdName {
@@ -188,7 +195,9 @@ pub enum PlanError {
     BadReserve { percent: u8 },
     #[error("observed {got} members for {want} listed (driver bug)")]
     ObservationMismatch { want: usize, got: usize },
-    #[error("refusing {device}: it holds data of another cluster ({found:?}, array {uuid}); this cluster is {cluster:?}")]
+    #[error(
+        "refusing {device}: it holds data of another cluster ({found:?}, array {uuid}); this cluster is {cluster:?}"
+    )]
     OtherCluster { device: String, found: String, uuid: String, cluster: String },
     #[error("refusing {device}: it holds data of group {found:?} (array {uuid}), not of group {group:?}")]
     OtherGroup { device: String, found: String, uuid: String, group: String },
@@ -198,11 +207,15 @@ pub enum PlanError {
     MemberTooSmall { device: String, size: u64 },
     #[error("members of group {group:?} disagree on its array: {first} has {uuid_a}, {second} has {uuid_b}")]
     MixedArrays { group: String, first: String, uuid_a: String, second: String, uuid_b: String },
-    #[error("group {group:?} has {found} of its {total} members here ({devices}); assembling needs at least {need}: never fewer than all but one")]
+    #[error(
+        "group {group:?} has {found} of its {total} members here ({devices}); assembling needs at least {need}: never fewer than all but one"
+    )]
     TooFewToAssemble { group: String, found: usize, total: u32, need: u32, devices: String },
     #[error("no member carries group {group:?}: nothing to start (create it first)")]
     NoSuchGroup { group: String },
-    #[error("group {group:?} already exists with {total} members; {device} is not one of them (growing is a separate step)")]
+    #[error(
+        "group {group:?} already exists with {total} members; {device} is not one of them (growing is a separate step)"
+    )]
     NotAMember { group: String, total: u32, device: String },
     #[error("{md_device} runs array {found:?}, not group {want:?}")]
     WrongArray { md_device: String, found: String, want: String },
@@ -218,8 +231,12 @@ pub enum PlanError {
     MountPointBusy { target: String, mounted: String },
 }
 
-fn validate(spec: &GroupSpec, obs: &Observed) -> Result<(), PlanError> {
-    if spec.members.len() < MIN_MEMBERS {
+fn validate(spec: &GroupSpec, mode: Mode, obs: &Observed) -> Result<(), PlanError> {
+    // A new group needs two members; starting one needs the members that
+    // are here, which for a degraded two-member group is one (the
+    // all-but-one rule is checked against the array's own member count).
+    let least = if mode == Mode::Create { MIN_MEMBERS } else { 1 };
+    if spec.members.len() < least {
         return Err(PlanError::TooFewMembers { got: spec.members.len() });
     }
     for (i, d) in spec.members.iter().enumerate() {
@@ -251,7 +268,12 @@ fn foreign_md(spec: &GroupSpec, m: &MemberState, e: &Examine) -> Option<PlanErro
             cluster: spec.cluster.to_string(),
         })
     } else {
-        Some(PlanError::OtherGroup { device: m.device.clone(), found, uuid: e.array_uuid.clone(), group: spec.group.to_string() })
+        Some(PlanError::OtherGroup {
+            device: m.device.clone(),
+            found,
+            uuid: e.array_uuid.clone(),
+            group: spec.group.to_string(),
+        })
     }
 }
 
@@ -348,7 +370,7 @@ fn missing_on_start(spec: &GroupSpec, what: impl Into<String>) -> PlanError {
 
 /// Decides the next step towards `spec` in `mode`, given `obs`.
 pub fn next_step(spec: &GroupSpec, mode: Mode, obs: &Observed) -> Result<Next, PlanError> {
-    validate(spec, obs)?;
+    validate(spec, mode, obs)?;
     // 1. The array.
     let Some(detail) = &obs.array else {
         return array_step(spec, mode, obs).map(Next::Step);
@@ -399,7 +421,12 @@ pub fn next_step(spec: &GroupSpec, mode: Mode, obs: &Observed) -> Result<Next, P
         if extents == 0 || vg.free_count < extents {
             return Err(PlanError::NoSpace { vg: vg_name, free: vg.free_count, need: extents.max(1) });
         }
-        return Ok(Next::Step(Step::CreateLv { vg: vg_name, lv: DATA_LV.to_string(), extents, reserved_extents: reserved }));
+        return Ok(Next::Step(Step::CreateLv {
+            vg: vg_name,
+            lv: DATA_LV.to_string(),
+            extents,
+            reserved_extents: reserved,
+        }));
     };
     if !lv.active() {
         return Ok(Next::Step(Step::ActivateVg { vg: vg_name }));
@@ -488,7 +515,9 @@ mod tests {
             ..Default::default()
         };
         let err = next_step(&s, Mode::Create, &obs).expect_err("refused");
-        assert!(matches!(&err, PlanError::OtherCluster { device, found, .. } if device == "/dev/vdf" && found == "elsewhere:other"));
+        assert!(
+            matches!(&err, PlanError::OtherCluster { device, found, .. } if device == "/dev/vdf" && found == "elsewhere:other")
+        );
         assert!(err.to_string().starts_with("refusing /dev/vdf: it holds data of another cluster"), "{err}");
     }
 
@@ -500,7 +529,10 @@ mod tests {
             ..Default::default()
         };
         let err = next_step(&s, Mode::Create, &obs).expect_err("refused");
-        assert!(matches!(&err, PlanError::OtherGroup { device, found, .. } if device == "/dev/vdb" && found == "lab:g1"), "{err}");
+        assert!(
+            matches!(&err, PlanError::OtherGroup { device, found, .. } if device == "/dev/vdb" && found == "lab:g1"),
+            "{err}"
+        );
         let mut fs = blank("/dev/vdc", 48 * MIB);
         fs.signatures = vec![Signature::Ext];
         let obs = Observed { members: vec![blank("/dev/vdb", 48 * MIB), fs], ..Default::default() };
@@ -514,12 +546,14 @@ mod tests {
     fn spec_errors() {
         let obs = Observed { members: vec![blank("/dev/vdb", 48 * MIB)], ..Default::default() };
         assert_eq!(next_step(&spec(&["/dev/vdb"]), Mode::Create, &obs), Err(PlanError::TooFewMembers { got: 1 }));
-        let obs = Observed { members: vec![blank("/dev/vdb", 48 * MIB), blank("/dev/vdb", 48 * MIB)], ..Default::default() };
+        let obs =
+            Observed { members: vec![blank("/dev/vdb", 48 * MIB), blank("/dev/vdb", 48 * MIB)], ..Default::default() };
         assert_eq!(
             next_step(&spec(&["/dev/vdb", "/dev/vdb"]), Mode::Create, &obs),
             Err(PlanError::DuplicateMember { device: "/dev/vdb".into() })
         );
-        let obs = Observed { members: vec![blank("/dev/vdb", 48 * MIB), blank("/dev/vdc", 8 * MIB)], ..Default::default() };
+        let obs =
+            Observed { members: vec![blank("/dev/vdb", 48 * MIB), blank("/dev/vdc", 8 * MIB)], ..Default::default() };
         assert_eq!(
             next_step(&spec(&["/dev/vdb", "/dev/vdc"]), Mode::Create, &obs),
             Err(PlanError::MemberTooSmall { device: "/dev/vdc".into(), size: 8 * MIB })
@@ -576,7 +610,9 @@ mod tests {
             members: vec![ours("/dev/vdb", "u", 2), ours("/dev/vdc", "u", 2), blank("/dev/vdd", 48 * MIB)],
             ..Default::default()
         };
-        assert!(matches!(next_step(&s, Mode::Create, &obs), Err(PlanError::NotAMember { ref device, .. }) if device == "/dev/vdd"));
+        assert!(
+            matches!(next_step(&s, Mode::Create, &obs), Err(PlanError::NotAMember { ref device, .. }) if device == "/dev/vdd")
+        );
     }
 
     fn running(s: &GroupSpec) -> Observed {
@@ -606,7 +642,12 @@ mod tests {
         // capture's `lvcreate -l 85%VG` also gave).
         assert_eq!(
             next_step(&s, Mode::Create, &obs),
-            Ok(Next::Step(Step::CreateLv { vg: "opie_g1".into(), lv: "data".into(), extents: 18, reserved_extents: 4 }))
+            Ok(Next::Step(Step::CreateLv {
+                vg: "opie_g1".into(),
+                lv: "data".into(),
+                extents: 18,
+                reserved_extents: 4
+            }))
         );
         obs.lvs = lvm::parse_lvs(&testdata::text("lvs.txt")).expect("parses");
         obs.vgs = lvm::parse_vgs(&testdata::text("vgs-after-lv.txt")).expect("parses");
@@ -615,7 +656,9 @@ mod tests {
             Ok(Next::Step(Step::MakeFs { device: "/dev/opie_g1/data".into(), label: "g1".into() }))
         );
         obs.lv_signatures = vec![Signature::Ext];
-        assert!(matches!(next_step(&s, Mode::Create, &obs), Ok(Next::Step(Step::Mount { ref target, .. })) if target == "/srv/g1"));
+        assert!(
+            matches!(next_step(&s, Mode::Create, &obs), Ok(Next::Step(Step::Mount { ref target, .. })) if target == "/srv/g1")
+        );
         obs.mounts = mounts::parse(&testdata::text("proc-mounts.txt")).expect("parses");
         assert_eq!(next_step(&s, Mode::Create, &obs), Ok(Next::Done));
         assert_eq!(next_step(&s, Mode::Start, &obs), Ok(Next::Done));
@@ -638,9 +681,13 @@ mod tests {
         obs.vgs = lvm::parse_vgs(&testdata::text("vgs-after-lv.txt")).expect("parses");
         obs.lvs = lvm::parse_lvs(&testdata::text("lvs.txt")).expect("parses");
         obs.lv_signatures = vec![Signature::Xfs];
-        assert!(matches!(next_step(&s, Mode::Create, &obs), Err(PlanError::ForeignData { what: "an XFS filesystem", .. })));
+        assert!(matches!(
+            next_step(&s, Mode::Create, &obs),
+            Err(PlanError::ForeignData { what: "an XFS filesystem", .. })
+        ));
         obs.lv_signatures = vec![Signature::Ext];
-        obs.mounts = vec![Mount { source: "/dev/vdz".into(), target: "/srv/g1".into(), fstype: "ext4".into(), options: vec![] }];
+        obs.mounts =
+            vec![Mount { source: "/dev/vdz".into(), target: "/srv/g1".into(), fstype: "ext4".into(), options: vec![] }];
         assert!(matches!(next_step(&s, Mode::Create, &obs), Err(PlanError::MountPointBusy { .. })));
         let mut other = running(&s);
         other.array.as_mut().expect("array").name = MdName { homehost: Some("lab".into()), name: "g9".into() };
