@@ -26,9 +26,10 @@ pub const CONFIG_VERSION: u16 = 1;
 
 /// What a node does in the cluster (DESIGN §1). Active or passive is not
 /// configured: a head holds the active role while it holds the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// Factory state: only the serial wizard runs.
+    #[default]
     Unconfigured,
     /// A storage node exporting its disks.
     Isu,

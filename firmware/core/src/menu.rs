@@ -250,12 +250,7 @@ mod tests {
             state_dir: "/var/lib/opie".into(),
             key_fingerprint: "0a1b-2c3d-4e5f-6a7b-8c9d".into(),
             uptime_secs: 5,
-            isus: Vec::new(),
-            head_link: None,
-            lease: None,
-            export: None,
-            storage: None,
-            alerts: Vec::new(),
+            ..StatusReport::default()
         }
     }
 

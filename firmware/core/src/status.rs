@@ -19,10 +19,11 @@ pub const STATUS_MAGIC: [u8; 8] = *b"OPIESTA\0";
 pub const STATUS_VERSION: u16 = 1;
 
 /// Where the node's configuration came from, as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigOrigin {
     Stored,
     Preseeded,
+    #[default]
     Factory,
 }
 
@@ -48,8 +49,10 @@ pub struct IsuStatus {
     pub reported: Option<String>,
 }
 
-/// A snapshot of what the supervisor knows about its node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A snapshot of what the supervisor knows about its node. `Default` is a
+/// factory node that knows nothing yet: start-up and tests fill in what
+/// they know and take the rest from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub version: String,
     pub role: Role,
@@ -164,10 +167,8 @@ mod tests {
                 reported: None,
             }],
             head_link: Some("connected to 10.77.0.1:7780".into()),
-            lease: None,
-            export: None,
-            storage: None,
             alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
+            ..StatusReport::default()
         }
     }
 

@@ -255,19 +255,9 @@ mod tests {
             version: "test".into(),
             role: config.role,
             hostname: config.hostname.clone(),
-            config_origin: ConfigOrigin::Factory,
-            config_generation: 0,
             storage_iface: config.storage.iface.clone(),
             storage_addr: config.storage.static_addr,
-            state_dir: String::new(),
-            key_fingerprint: String::new(),
-            uptime_secs: 0,
-            isus: Vec::new(),
-            head_link: None,
-            lease: None,
-            export: None,
-            storage: None,
-            alerts: Vec::new(),
+            ..StatusReport::default()
         }
     }
 

@@ -222,13 +222,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         storage_addr: config.storage.static_addr,
         state_dir: state_dir.display().to_string(),
         key_fingerprint: fingerprint(&node_key.public()),
-        uptime_secs: 0,
-        isus: Vec::new(),
         head_link: (config.role == Role::Isu).then(|| "not connected yet".to_string()),
         lease: lease_client.as_ref().map(|_| "looking for a lease server".to_string()),
         export: (config.role == Role::Isu).then(|| "waiting for adoption".to_string()),
         storage: (config.role == Role::Head).then(|| "waiting for members".to_string()),
         alerts,
+        ..StatusReport::default()
     };
     // An ISU exports its data disks once adopted; the granted epochs live
     // on the state disk (DESIGN §5), so no export without one. Only on the
