@@ -179,9 +179,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Role::Isu => Some(Ctrl::Connect),
         Role::Unconfigured => None,
     };
-    // Where the head is before any lease says so: the command line, the
-    // boot parameter, or the default .1 of a static storage subnet.
-    let head = args.ctrl_head.or_else(|| default_head(&boot, &config).map(|ip| SocketAddr::from((ip, CTRL_PORT))));
+    // Where the head is before any lease says so: the command line, or on
+    // the appliance the boot parameter or the default .1 of a static
+    // storage subnet. A host (a test, a developer's machine) connects only
+    // where it is told: its networks are not the storage net.
+    let derived = args.appliance.then(|| default_head(&boot, &config)).flatten();
+    let head = args.ctrl_head.or_else(|| derived.map(|ip| SocketAddr::from((ip, CTRL_PORT))));
     // An ISU without a static address leases one (DESIGN §3). Only on the
     // appliance: on a host the storage interface is not ours to address.
     let leases = args.appliance && config.role == Role::Isu && config.storage.static_addr.is_none();
