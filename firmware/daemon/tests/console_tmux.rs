@@ -4,93 +4,29 @@
 //! the menu (Ctrl-C, ISU list and adoption, bad choices, network and
 //! password re-runs), and the saved config surviving a supervisor restart.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const OPIE: &str = env!("CARGO_BIN_EXE_opie");
+use common::{Node, OPIE, Supervisor, line};
 /// How long one screen may take to appear (hashing a password included).
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
 
-struct Node {
-    dir: tempfile::TempDir,
+/// Starts the node's supervisor with a network-change confirmation window
+/// of `secs` and a control channel on loopback.
+fn start(node: &Node, secs: u64) -> Supervisor {
+    start_with(node, secs, &["--ctrl-listen", "127.0.0.1:0"])
 }
 
-impl Node {
-    fn new() -> Node {
-        Node::preseeded("console=ttyS0 quiet\n")
-    }
-
-    fn preseeded(cmdline: &str) -> Node {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("cmdline"), cmdline).expect("write cmdline");
-        Node { dir }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("supervisor.sock")
-    }
-
-    fn start(&self, confirm_window_secs: u64) -> Supervisor {
-        self.start_with(confirm_window_secs, &["--ctrl-listen", "127.0.0.1:0"])
-    }
-
-    fn start_with(&self, confirm_window_secs: u64, extra: &[&str]) -> Supervisor {
-        let _ = std::fs::remove_file(self.socket());
-        let child = Command::new(OPIE)
-            .arg("supervisor")
-            .arg("--cmdline")
-            .arg(self.dir.path().join("cmdline"))
-            .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
-            .arg("--socket")
-            .arg(self.socket())
-            .args(["--confirm-window-secs", &confirm_window_secs.to_string()])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn supervisor");
-        let sup = Supervisor { child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.socket().exists() {
-            assert!(Instant::now() < deadline, "supervisor did not open its socket");
-            sleep(Duration::from_millis(20));
-        }
-        sup
-    }
-
-    fn status(&self) -> String {
-        let out = Command::new(OPIE)
-            .args(["status", "--socket", self.socket().to_str().expect("utf-8 path")])
-            .output()
-            .expect("run opie status");
-        assert!(out.status.success(), "opie status failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8 status")
-    }
-}
-
-/// A running supervisor; killed if a test fails before stopping it.
-struct Supervisor {
-    child: Option<Child>,
-}
-
-impl Supervisor {
-    fn stop(mut self) -> Output {
-        let child = self.child.take().expect("running");
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
-        child.wait_with_output().expect("wait")
-    }
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+fn start_with(node: &Node, secs: u64, extra: &[&str]) -> Supervisor {
+    let window = secs.to_string();
+    let mut args = vec!["--confirm-window-secs", window.as_str()];
+    args.extend_from_slice(extra);
+    node.start(&args)
 }
 
 /// `opie console` in its own tmux server, on an 80x24 pane.
@@ -172,14 +108,10 @@ impl Drop for Console {
     }
 }
 
-fn line<'a>(status: &'a str, key: &str) -> &'a str {
-    status.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} line in:\n{status}"))
-}
-
 #[test]
 fn first_boot_wizard_with_wrong_inputs_then_menu_and_restart() {
-    let node = Node::new();
-    let sup = node.start(60);
+    let node = Node::new("console=ttyS0 quiet\n");
+    let sup = start(&node, 60);
     let c = Console::start(&node.socket());
     c.expect("Role: head or isu [isu]: ");
     c.ask("nas", "Error: \"nas\" is not one of the choices: type head or isu");
@@ -248,12 +180,12 @@ fn first_boot_wizard_with_wrong_inputs_then_menu_and_restart() {
     assert_eq!(line(&first, "config:"), "config: stored, generation 1");
     assert_eq!(line(&first, "storage net:"), "storage net: eth0 10.77.0.1/24");
     // The password is stored hashed, never in clear.
-    let slot = std::fs::read(node.dir.path().join("state/config.a")).expect("config slot");
+    let slot = std::fs::read(node.dir().join("state/config.a")).expect("config slot");
     assert!(!slot.windows(9).any(|w| w == b"s3cret-pw"), "password stored in clear");
 
-    let out = sup.stop();
-    assert!(out.status.success(), "supervisor exit: {:?}", out.status);
-    let sup = node.start(60);
+    let exit = sup.stop();
+    assert!(exit.success(), "supervisor exit: {exit:?}");
+    let sup = start(&node, 60);
     let second = node.status();
     assert_eq!(line(&second, "role:"), "role: head");
     assert_eq!(line(&second, "hostname:"), "hostname: head-1");
@@ -263,8 +195,8 @@ fn first_boot_wizard_with_wrong_inputs_then_menu_and_restart() {
 
 #[test]
 fn unconfirmed_network_change_rolls_back_and_the_menu_edits_settings() {
-    let node = Node::new();
-    let sup = node.start(3);
+    let node = Node::new("console=ttyS0 quiet\n");
+    let sup = start(&node, 3);
     let c = Console::start(&node.socket());
     c.expect("Role: head or isu [isu]: ");
     c.ask("isu", "Hostname (b = back) [opie-isu]: ");
@@ -315,8 +247,8 @@ fn unconfirmed_network_change_rolls_back_and_the_menu_edits_settings() {
 
 #[test]
 fn a_supervisor_restart_before_the_confirmation_rolls_the_change_back() {
-    let node = Node::new();
-    let sup = node.start(60);
+    let node = Node::new("console=ttyS0 quiet\n");
+    let sup = start(&node, 60);
     let c = Console::start(&node.socket());
     c.expect("Role: head or isu [isu]: ");
     c.ask("isu", "Hostname (b = back) [opie-isu]: ");
@@ -330,7 +262,7 @@ fn a_supervisor_restart_before_the_confirmation_rolls_the_change_back() {
     // The supervisor goes away (init would respawn it) before the admin
     // confirms: the new one restores the previous settings at start.
     sup.stop();
-    let sup = node.start(60);
+    let sup = start(&node, 60);
     let status = node.status();
     assert_eq!(line(&status, "role:"), "role: unconfigured");
     assert_eq!(line(&status, "config:"), "config: stored, generation 2");
@@ -340,24 +272,24 @@ fn a_supervisor_restart_before_the_confirmation_rolls_the_change_back() {
     c.wait_count("Role: head or isu [isu]: ", 2);
     sup.stop();
     // Settled: a further restart keeps the restored config.
-    let sup = node.start(60);
+    let sup = start(&node, 60);
     assert_eq!(line(&node.status(), "config:"), "config: stored, generation 2");
     sup.stop();
 }
 
 #[test]
 fn a_head_adopts_a_pending_isu_from_the_console() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = common::free_port();
     let ctrl = format!("127.0.0.1:{port}");
-    let head = Node::preseeded("opie.role=head opie.hostname=head1\n");
-    let head_sup = head.start_with(60, &["--ctrl-listen", &ctrl]);
+    let head = Node::new("opie.role=head opie.hostname=head1\n");
+    let head_sup = start_with(&head, 60, &["--ctrl-listen", &ctrl]);
     let c = Console::start(&head.socket());
     c.expect("Opie | head1 | head | LAN dhcp | storage 10.77.0.1/24 | no alerts");
     c.ask("isus", "No ISUs known yet: none has said hello to this head.");
     c.ask("", "Choice (number or name): ");
 
-    let isu = Node::preseeded("opie.role=isu opie.hostname=isu1\n");
-    let isu_sup = isu.start_with(60, &["--ctrl-head", &ctrl, "--serial", "ISU-0042"]);
+    let isu = Node::new("opie.role=isu opie.hostname=isu1\n");
+    let isu_sup = start_with(&isu, 60, &["--ctrl-head", &ctrl, "--serial", "ISU-0042"]);
     let deadline = Instant::now() + SCREEN_TIMEOUT;
     while !head.status().contains("isu: ISU-0042") {
         assert!(Instant::now() < deadline, "the ISU never said hello:\n{}", head.status());
