@@ -3,8 +3,8 @@
 //! The kernel command line may preseed a factory image or a test node
 //! (DESIGN §1): `opie.role=head|isu`, `opie.hostname=NAME`,
 //! `opie.storage_addr=A.B.C.D/LEN`, `opie.storage_iface=IF`,
-//! `opie.state=DEVICE` (the state disk), `opie.head=A.B.C.D` and
-//! `opie.member_wait=SECS`. A persisted config always wins over
+//! `opie.state=DEVICE` (the state disk), `opie.head=A.B.C.D`,
+//! `opie.member_wait=SECS` and `opie.spare_timeout=SECS`. A persisted config always wins over
 //! the command line: the preseed only seeds a node that has none yet.
 
 use thiserror::Error;
@@ -25,6 +25,8 @@ pub struct BootParams {
     /// Head: seconds to wait for every member of the group at start-up
     /// before starting it with all but one.
     pub member_wait: Option<u64>,
+    /// Head: seconds a member may be gone before a spare replaces it.
+    pub spare_timeout: Option<u64>,
 }
 
 /// A bad `opie.*` parameter. Other parameters belong to the kernel and are
@@ -33,7 +35,7 @@ pub struct BootParams {
 pub enum BootParamError {
     /// `opie.X` that Opie does not know: a typo must not pass silently.
     #[error(
-        "unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state, opie.head, opie.member_wait)"
+        "unknown boot parameter {0:?} (known: opie.role, opie.hostname, opie.storage_addr, opie.storage_iface, opie.state, opie.head, opie.member_wait, opie.spare_timeout)"
     )]
     Unknown(String),
     /// A known parameter without `=value`.
@@ -64,10 +66,8 @@ impl BootParams {
                 "storage_addr" => params.storage_addr = Some(value.parse().map_err(invalid)?),
                 "storage_iface" => params.storage_iface = Some(value.to_string()),
                 "state" => params.state_device = Some(value.to_string()),
-                "member_wait" => {
-                    let secs = value.parse().map_err(|_| invalid(ConfigError::BadSeconds(value.to_string())))?;
-                    params.member_wait = Some(secs);
-                }
+                "member_wait" => params.member_wait = Some(seconds(value).map_err(invalid)?),
+                "spare_timeout" => params.spare_timeout = Some(seconds(value).map_err(invalid)?),
                 "head" => {
                     let addr = value.parse().map_err(|_| invalid(ConfigError::BadAddress(value.to_string())))?;
                     params.head = Some(addr);
@@ -92,6 +92,10 @@ impl BootParams {
         config.validate()?;
         Ok(Some(config))
     }
+}
+
+fn seconds(value: &str) -> Result<u64, ConfigError> {
+    value.parse().map_err(|_| ConfigError::BadSeconds(value.to_string()))
 }
 
 /// The head an ISU reports to: the boot parameter, else the first host of
@@ -143,6 +147,7 @@ mod tests {
         assert!(BootParams::parse("opie.head=10.77.0").is_err());
         assert_eq!(BootParams::parse("opie.member_wait=20").expect("valid").member_wait, Some(20));
         assert!(BootParams::parse("opie.member_wait=-1").is_err());
+        assert_eq!(BootParams::parse("opie.spare_timeout=30").expect("valid").spare_timeout, Some(30));
     }
 
     #[test]

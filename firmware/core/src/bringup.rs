@@ -105,7 +105,7 @@ impl Bringup {
             self.waiting_since = None;
         }
         if let Some(member) = ready.iter().find(|m| !self.attached.contains_key(&m.serial)) {
-            let device = (0..).find(|i| !self.attached.values().any(|d| d == i)).unwrap_or(0);
+            let device = self.free_device();
             self.phase = Phase::Busy;
             return Some(Step::Attach {
                 serial: member.serial.clone(),
@@ -146,6 +146,33 @@ impl Bringup {
 
     pub fn is_online(&self) -> bool {
         self.phase == Phase::Online
+    }
+
+    /// The nbd device index a member's export is attached as.
+    pub fn device_of(&self, serial: &str) -> Option<u32> {
+        self.attached.get(serial).copied()
+    }
+
+    /// Members attached to the running group, by serial.
+    pub fn attached_members(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.attached.iter().map(|(s, d)| (s.as_str(), *d))
+    }
+
+    /// The lowest nbd index not in use, for a spare joining the group.
+    pub fn free_device(&self) -> u32 {
+        (0..).find(|i| !self.attached.values().any(|d| d == i)).unwrap_or(0)
+    }
+
+    /// A spare took a missing member's slot (attached as `device`).
+    pub fn replaced(&mut self, missing: &str, spare: &str, device: u32) {
+        self.attached.remove(missing);
+        self.attached.insert(spare.to_string(), device);
+    }
+
+    /// A member that was away when the group started degraded is back in
+    /// the running group as `device`.
+    pub fn rejoined(&mut self, serial: &str, device: u32) {
+        self.attached.insert(serial.to_string(), device);
     }
 
     /// Where start-up is, in words, for `opie status`.

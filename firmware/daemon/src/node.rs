@@ -6,9 +6,9 @@
 //! send [`Event`]s; [`Node::apply`] makes every decision, and persistence
 //! happens here, before the loop answers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use opie_core::adoption::{ADOPTION_MAGIC, ADOPTION_VERSION, Function, Registry, Seen, Standing};
@@ -16,6 +16,7 @@ use opie_core::api::{Request, Response};
 use opie_core::bringup::{Bringup, ReadyMember, Step};
 use opie_core::config::Role;
 use opie_core::ctrl::keys::{NodeKey, fence_key, fingerprint};
+use opie_core::recovery::{self, GroupView, Slot, SlotState, Spare, Step as RecoveryStep};
 use opie_core::status::{IsuStatus, StatusReport};
 use opie_proto::ctrl::{IsuState, Message, StatusReport as IsuReport};
 use opie_sys::slots::SlotStore;
@@ -74,6 +75,12 @@ pub enum Effect {
     Attach(AttachJob),
     /// Head: create or assemble the group over these devices and mount it.
     StartGroup { group: String, devices: Vec<String>, degraded: bool },
+    /// Head: a member's ISU is gone; fail it out of the array now.
+    FailMember { serial: String, device: u32 },
+    /// Head: a member came back in time; attach and re-add it.
+    Readd(AttachJob),
+    /// Head: a spare takes a missing member's slot.
+    Replace { missing: String, job: AttachJob },
 }
 
 /// The ISU's export, as the node knows it.
@@ -111,7 +118,9 @@ pub struct Setup<'a> {
     /// ISU: the head's control address, if known before any lease.
     pub head: Option<SocketAddr>,
     /// Head: how long to wait for every member before starting degraded.
-    pub member_wait: std::time::Duration,
+    pub member_wait: Duration,
+    /// Head: how long a member may be gone before a spare replaces it.
+    pub spare_timeout: Duration,
 }
 
 /// The node's whole mutable state.
@@ -134,6 +143,16 @@ pub struct Node {
     effects: Vec<Effect>,
     /// Head: start-up of its RAID group.
     bringup: Bringup,
+    /// Head: members of the running group whose ISU is gone, since when.
+    missing: BTreeMap<String, Duration>,
+    /// Head: members whose slot a spare took; they may come back.
+    replaced_out: Vec<String>,
+    /// Head: a re-add or replacement is running.
+    recovering: bool,
+    /// Head: when the recovery planner wants to look again.
+    recovery_wake: Option<Duration>,
+    /// Head: how long a member may be gone before a spare replaces it.
+    spare_timeout: Duration,
     links: HashMap<[u8; 32], Link>,
     /// The running config and changes to it from the console.
     settings: Settings,
@@ -144,7 +163,7 @@ pub struct Node {
 impl Node {
     /// Builds the node state, loading what `state_dir` holds for its role.
     pub fn new(setup: Setup<'_>) -> Node {
-        let Setup { report, secret, serial, state_dir, settings, head, member_wait } = setup;
+        let Setup { report, secret, serial, state_dir, settings, head, member_wait, spare_timeout } = setup;
         let role = report.role;
         let store = state_dir.map(|dir| match role {
             Role::Isu => SlotStore::new(dir, "head-key", PINNED_HEAD_MAGIC),
@@ -163,6 +182,11 @@ impl Node {
             export: Export::WaitingForAdoption,
             effects: Vec::new(),
             bringup: Bringup::new(GROUP, member_wait),
+            missing: BTreeMap::new(),
+            replaced_out: Vec::new(),
+            recovering: false,
+            recovery_wake: None,
+            spare_timeout,
             links: HashMap::new(),
             settings,
             shares: ShareManager::off(role),
@@ -251,8 +275,41 @@ impl Node {
                             // Serve the group's shares as soon as its
                             // filesystem is mounted.
                             self.shares.volumes_changed();
+                            // Members that were away at a degraded start
+                            // are missing from now on.
+                            for serial in self.member_serials() {
+                                if self.bringup.device_of(&serial).is_none() {
+                                    self.missing.entry(serial).or_insert(now);
+                                }
+                            }
                         }
                         self.bringup.started(result, now);
+                    }
+                    StorageResult::MemberFailed { serial, result } => {
+                        if let Err(e) = result {
+                            self.alert(format!("member {serial} could not be failed out of the group: {e}"));
+                        }
+                    }
+                    StorageResult::Readded { serial, device, result } => {
+                        self.recovering = false;
+                        match result {
+                            Ok(()) => {
+                                self.missing.remove(&serial);
+                                self.bringup.rejoined(&serial, device);
+                            }
+                            Err(e) => self.alert(format!("re-adding {serial} failed: {e}")),
+                        }
+                    }
+                    StorageResult::Replaced { missing, spare, device, result } => {
+                        self.recovering = false;
+                        match result {
+                            Ok(()) => {
+                                self.bringup.replaced(&missing, &spare, device);
+                                self.missing.remove(&missing);
+                                self.replaced_out.push(missing);
+                            }
+                            Err(e) => self.alert(format!("spare {spare} could not replace {missing}: {e}")),
+                        }
                     }
                 }
                 self.plan_storage();
@@ -269,6 +326,9 @@ impl Node {
             Event::Clock => {
                 if let Some(problem) = self.shares.tick() {
                     self.alert(problem);
+                }
+                if self.recovery_wake.is_some_and(|at| self.started.elapsed() >= at) {
+                    self.plan_storage();
                 }
                 if self.settings.tick(&mut self.report) {
                     return Flow::Stop;
@@ -363,6 +423,7 @@ impl Node {
             CtrlEvent::Down { public_key, peer, reason } => {
                 if let Some(link) = public_key.and_then(|k| self.links.remove(&k)) {
                     info!("control channel with {} ({}) down: {reason}", link.serial, link.peer);
+                    self.member_lost(&link.serial);
                 }
                 if self.role == Role::Isu {
                     self.report.head_link = Some(format!("not connected to head {peer}: {reason}"));
@@ -370,6 +431,111 @@ impl Node {
             }
         }
         self.refresh_isus();
+    }
+
+    /// Head: a member's control link broke while the group runs. Heartbeats
+    /// notice in seconds; md alone would wait for nbd timeouts and the next
+    /// write (FIELD-NOTES), so the member is failed out now and the group
+    /// runs degraded until it returns or a spare replaces it.
+    fn member_lost(&mut self, serial: &str) {
+        if self.role != Role::Head || !self.bringup.is_online() || self.missing.contains_key(serial) {
+            return;
+        }
+        let Some(device) = self.bringup.device_of(serial) else { return };
+        warn!("group {GROUP} is degraded: member {serial} (/dev/nbd{device}) is gone");
+        self.missing.insert(serial.to_string(), self.started.elapsed());
+        self.effects.push(Effect::FailMember { serial: serial.to_string(), device });
+    }
+
+    /// Head: what the recovery planner sees of the running group.
+    fn group_view(&self) -> GroupView {
+        let by_serial = |serial: &str| {
+            self.registry.isus().iter().find(|i| i.serial == serial).and_then(|i| self.links.get(&i.public_key))
+        };
+        let ready = |serial: &str| {
+            by_serial(serial).and_then(|l| l.last_state.as_ref()).is_some_and(|s| s.state == IsuState::Normal)
+        };
+        let size = |serial: &str| {
+            by_serial(serial).and_then(|l| l.last_state.as_ref()).and_then(|s| s.exports.first()).map(|(_, b)| *b)
+        };
+        let mut serials: Vec<String> = self.bringup.attached_members().map(|(s, _)| s.to_string()).collect();
+        serials.extend(self.missing.keys().filter(|s| !serials.contains(s)).cloned().collect::<Vec<_>>());
+        let slots: Vec<Slot> = serials
+            .iter()
+            .map(|serial| Slot {
+                isu: serial.clone(),
+                state: match self.missing.get(serial) {
+                    Some(since) if ready(serial) => SlotState::Returned { since: *since },
+                    Some(since) => SlotState::Missing { since: *since },
+                    None => SlotState::InSync,
+                },
+            })
+            .collect();
+        let member_size = slots.iter().filter_map(|s| size(&s.isu)).min().unwrap_or(0);
+        let spares = self
+            .registry
+            .isus()
+            .iter()
+            .filter(|i| i.standing == Standing::Adopted(Function::Spare) && ready(&i.serial))
+            .filter_map(|i| Some(Spare { isu: i.serial.clone(), size: size(&i.serial)? }))
+            .collect();
+        let replaced_back = self.replaced_out.iter().filter(|s| ready(s)).cloned().collect();
+        GroupView { name: GROUP.into(), member_size, slots, spares, reshaping: false, replaced_back }
+    }
+
+    /// Head: the next recovery step for a degraded group, if any.
+    fn plan_recovery(&mut self) -> Vec<String> {
+        if !self.bringup.is_online() || (self.missing.is_empty() && self.replaced_out.is_empty()) {
+            self.recovery_wake = None;
+            return Vec::new();
+        }
+        let plan = recovery::plan(&self.group_view(), self.started.elapsed(), self.spare_timeout);
+        self.recovery_wake = plan.wake_at;
+        if self.recovering {
+            return plan.alerts;
+        }
+        match plan.step {
+            Some(RecoveryStep::ReAdd { isu }) => {
+                // A member away since a degraded start has no device yet.
+                let device = self.bringup.device_of(&isu).unwrap_or_else(|| self.bringup.free_device());
+                if let Some(job) = self.attach_job(&isu, Some(device)) {
+                    self.recovering = true;
+                    self.effects.push(Effect::Readd(job));
+                }
+            }
+            Some(RecoveryStep::Replace { missing, spare }) => {
+                if let Some(job) = self.attach_job(&spare, Some(self.bringup.free_device())) {
+                    self.recovering = true;
+                    self.effects.push(Effect::Replace { missing, job });
+                }
+            }
+            None => {}
+        }
+        let mut words = plan.alerts;
+        words.extend(plan.offer_as_spare.iter().map(|s| format!("{s} came back after a spare replaced it")));
+        words
+    }
+
+    /// Head: serials of the ISUs adopted as members.
+    fn member_serials(&self) -> Vec<String> {
+        let members = self.registry.isus().iter().filter(|i| i.standing == Standing::Adopted(Function::Member));
+        members.map(|i| i.serial.clone()).collect()
+    }
+
+    /// Head: how to attach `serial`'s export as `device`.
+    fn attach_job(&self, serial: &str, device: Option<u32>) -> Option<AttachJob> {
+        let isu = self.registry.isus().iter().find(|i| i.serial == serial)?;
+        let link = self.links.get(&isu.public_key)?;
+        let (export, _) = link.last_state.as_ref()?.exports.first()?;
+        let std::net::IpAddr::V4(addr) = link.peer.ip() else { return None };
+        let pair = NodeKey::from_secret(self.secret).pair_key(&isu.public_key);
+        Some(AttachJob {
+            serial: serial.to_string(),
+            addr,
+            export: export.clone(),
+            device: device.or_else(|| self.bringup.device_of(serial))?,
+            fence_key: fence_key(&pair),
+        })
     }
 
     /// Head: asks the start-up planner for the next storage step.
@@ -411,7 +577,13 @@ impl Node {
             }
             None => {}
         }
-        self.report.storage = Some(self.bringup.describe());
+        let recovery = self.plan_recovery();
+        let mut words = self.bringup.describe();
+        for alert in recovery {
+            words.push_str("; ");
+            words.push_str(&alert);
+        }
+        self.report.storage = Some(words);
     }
 
     fn on_lease(&mut self, update: LeaseUpdate) {

@@ -23,7 +23,7 @@ use std::time::Instant;
 use opie_core::storage::mdadm::MemberRole;
 use opie_core::storage::names::{ClusterName, GroupName};
 use opie_core::storage::plan::{GroupSpec, Mode, Step};
-use opie_sys::host::{Host, RealHost};
+use opie_sys::host::{Host, MemberAction, RealHost};
 use opie_sys::storage_driver::bring_up;
 
 use crate::logging;
@@ -56,6 +56,28 @@ enum StorageCommand {
     SmbReload,
     /// Grow an ext4 filesystem to its (grown) volume, online when mounted.
     ResizeFs(ResizeArgs),
+    /// Change one member of a running array: fail, remove, re-add (the
+    /// bitmap resyncs what changed) or add (a spare: full rebuild).
+    Member(MemberArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MemberVerb {
+    Fail,
+    Remove,
+    ReAdd,
+    Add,
+}
+
+#[derive(Debug, clap::Args)]
+struct MemberArgs {
+    #[arg(value_enum)]
+    action: MemberVerb,
+    /// The member device, e.g. /dev/nbd1.
+    device: String,
+    /// The array.
+    #[arg(long, default_value = "/dev/md0")]
+    md: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,7 +228,11 @@ fn status() -> Result<(), Box<dyn std::error::Error>> {
         for lv in host.lvs()? {
             let mounted = mounts
                 .iter()
-                .find(|m| m.source == lv.path || m.source == format!("/dev/mapper/{}-{}", lv.vg.replace('-', "--"), lv.name.replace('-', "--")))
+                .find(|m| {
+                    m.source == lv.path
+                        || m.source
+                            == format!("/dev/mapper/{}-{}", lv.vg.replace('-', "--"), lv.name.replace('-', "--"))
+                })
                 .map(|m| format!("mounted at {}", m.target))
                 .unwrap_or_else(|| "not mounted".into());
             let state = if lv.active() { "active" } else { "inactive" };
@@ -254,5 +280,16 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         StorageCommand::SmbReload => Ok(host.ksmbd_reload()?),
         StorageCommand::ResizeFs(a) => Ok(host.resize2fs(&a.device)?),
+        StorageCommand::Member(a) => {
+            let action = match a.action {
+                MemberVerb::Fail => MemberAction::Fail,
+                MemberVerb::Remove => MemberAction::Remove,
+                MemberVerb::ReAdd => MemberAction::ReAdd,
+                MemberVerb::Add => MemberAction::Add,
+            };
+            host.manage(&a.md, action, &a.device)?;
+            println!("{} {} {}", a.md, action.option().trim_start_matches('-'), a.device);
+            Ok(())
+        }
     }
 }

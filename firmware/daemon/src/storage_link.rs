@@ -27,6 +27,9 @@ pub const HEAD_EPOCH: u64 = 1;
 pub enum StorageResult {
     Attached { serial: String, device: u32, result: Result<(), String> },
     Started { result: Result<(), String> },
+    MemberFailed { serial: String, result: Result<(), String> },
+    Readded { serial: String, device: u32, result: Result<(), String> },
+    Replaced { missing: String, spare: String, device: u32, result: Result<(), String> },
 }
 
 fn exe() -> PathBuf {
@@ -62,36 +65,97 @@ pub struct AttachJob {
 
 /// Attaches a member's export, claiming this head's epoch.
 pub async fn attach(job: AttachJob, key_dir: PathBuf, head_id: String, events: Sender<Event>) {
+    let (serial, device) = (job.serial.clone(), job.device);
+    let result = attach_export(&job, &key_dir, &head_id).await;
+    let _ = events.send(Event::Storage(StorageResult::Attached { serial, device, result })).await;
+}
+
+async fn attach_export(job: &AttachJob, key_dir: &Path, head_id: &str) -> Result<(), String> {
     let AttachJob { serial, addr, export, device, fence_key } = job;
     let key_file = key_dir.join(format!("fence-nbd{device}.key"));
-    let result = match opie_sys::system::write_secret(&key_file, &fence_key) {
-        Err(e) => Err(format!("fencing key not written: {e}")),
-        Ok(()) => {
-            // The nbd driver is a module on Debian's kernel; built in on
-            // Opie's own. A missing module shows up as the attach's error.
-            let _ = Command::new("modprobe").arg("nbd").output().await;
-            run(Command::new(exe())
-                .arg("nbd-attach")
-                .arg("--server")
-                .arg(format!("{addr}:{NBD_PORT}"))
-                .arg("--export")
-                .arg(&export)
-                .arg("--epoch")
-                .arg(HEAD_EPOCH.to_string())
-                .arg("--fence-key-file")
-                .arg(&key_file)
-                .arg("--head-id")
-                .arg(&head_id)
-                .arg("--device")
-                .arg(format!("/dev/nbd{device}")))
-            .await
-        }
-    };
+    opie_sys::system::write_secret(&key_file, fence_key).map_err(|e| format!("fencing key not written: {e}"))?;
+    // The nbd driver is a module on Debian's kernel; built in on Opie's
+    // own. A missing module shows up as the attach's error.
+    let _ = Command::new("modprobe").arg("nbd").output().await;
+    let result = run(Command::new(exe())
+        .arg("nbd-attach")
+        .arg("--server")
+        .arg(format!("{addr}:{NBD_PORT}"))
+        .arg("--export")
+        .arg(export)
+        .arg("--epoch")
+        .arg(HEAD_EPOCH.to_string())
+        .arg("--fence-key-file")
+        .arg(&key_file)
+        .arg("--head-id")
+        .arg(head_id)
+        .arg("--device")
+        .arg(format!("/dev/nbd{device}")))
+    .await;
     match &result {
         Ok(()) => info!("attached {serial}'s {export} as /dev/nbd{device}"),
         Err(e) => warn!("attaching {serial}'s {export}: {e}"),
     }
-    let _ = events.send(Event::Storage(StorageResult::Attached { serial, device, result })).await;
+    result
+}
+
+async fn member(verb: &str, device: u32) -> Result<(), String> {
+    run(Command::new(exe()).args(["storage", "member", verb, &format!("/dev/nbd{device}")])).await
+}
+
+async fn detach(device: u32) -> Result<(), String> {
+    run(Command::new(exe()).args(["nbd-detach", "--device", &format!("/dev/nbd{device}")])).await
+}
+
+/// A member's ISU is gone: fail and remove it from the array at once (md
+/// alone would notice only at the next write after the nbd timeouts) and
+/// free its nbd device for when it comes back.
+pub async fn fail_member(serial: String, device: u32, events: Sender<Event>) {
+    let result = async {
+        member("fail", device).await?;
+        member("remove", device).await?;
+        detach(device).await
+    }
+    .await;
+    match &result {
+        Ok(()) => info!("{serial} (/dev/nbd{device}) failed and removed from the group"),
+        Err(e) => warn!("failing {serial} (/dev/nbd{device}): {e}"),
+    }
+    let _ = events.send(Event::Storage(StorageResult::MemberFailed { serial, result })).await;
+}
+
+/// A member came back within the spare timeout: attach its export again
+/// and re-add it; the write-intent bitmap resyncs only what changed.
+pub async fn readd_member(job: AttachJob, key_dir: PathBuf, head_id: String, events: Sender<Event>) {
+    let (serial, device) = (job.serial.clone(), job.device);
+    let started = std::time::Instant::now();
+    let _ = detach(device).await;
+    let result = async {
+        attach_export(&job, &key_dir, &head_id).await?;
+        member("re-add", device).await
+    }
+    .await;
+    match &result {
+        Ok(()) => info!("{serial} re-added as /dev/nbd{device} in {:?}", round(started.elapsed())),
+        Err(e) => warn!("re-adding {serial}: {e}"),
+    }
+    let _ = events.send(Event::Storage(StorageResult::Readded { serial, device, result })).await;
+}
+
+/// The spare timeout ran out: the spare's export joins in the missing
+/// member's place and md rebuilds onto it.
+pub async fn replace_member(missing: String, job: AttachJob, key_dir: PathBuf, head_id: String, events: Sender<Event>) {
+    let (spare, device) = (job.serial.clone(), job.device);
+    let result = async {
+        attach_export(&job, &key_dir, &head_id).await?;
+        member("add", device).await
+    }
+    .await;
+    match &result {
+        Ok(()) => info!("spare {spare} replaces {missing} as /dev/nbd{device}; rebuild started"),
+        Err(e) => warn!("spare {spare} could not replace {missing}: {e}"),
+    }
+    let _ = events.send(Event::Storage(StorageResult::Replaced { missing, spare, device, result })).await;
 }
 
 /// Creates (first time) or assembles the group and mounts it; with a

@@ -23,6 +23,7 @@ use opie_core::config::{CONFIG_MAGIC, CONFIG_VERSION, Config, ConfigError, HeadN
 use opie_core::config_change::CONFIRM_WINDOW;
 use opie_core::ctrl::keys::{NODE_KEY_MAGIC, NODE_KEY_VERSION, NodeKey, fingerprint};
 use opie_core::lease::{Config as LeaseConfig, PoolRange};
+use opie_core::recovery::DEFAULT_SPARE_TIMEOUT;
 use opie_core::status::StatusReport;
 use opie_sys::slots::SlotStore;
 use opie_sys::statedisk::{self, Prepared};
@@ -248,6 +249,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         settings,
         head,
         member_wait: boot.member_wait.map_or(DEFAULT_MEMBER_WAIT, Duration::from_secs),
+        spare_timeout: boot.spare_timeout.map_or(DEFAULT_SPARE_TIMEOUT, Duration::from_secs),
     });
     // A head serves its shares (DESIGN §7) from the record on its state disk.
     let hostname = node.report.hostname.clone();
@@ -501,6 +503,20 @@ async fn event_loop(mut node: Node, socket: &Path, tasks: Tasks) -> Result<(), S
                             let key_dir = storage_link::key_dir(socket);
                             let head_id = node.report.hostname.clone();
                             executor.spawn(storage_link::attach(job, key_dir, head_id, events.clone())).detach();
+                        }
+                        Effect::FailMember { serial, device } => {
+                            executor.spawn(storage_link::fail_member(serial, device, events.clone())).detach();
+                        }
+                        Effect::Readd(job) => {
+                            let key_dir = storage_link::key_dir(socket);
+                            let head_id = node.report.hostname.clone();
+                            executor.spawn(storage_link::readd_member(job, key_dir, head_id, events.clone())).detach();
+                        }
+                        Effect::Replace { missing, job } => {
+                            let key_dir = storage_link::key_dir(socket);
+                            let head_id = node.report.hostname.clone();
+                            let task = storage_link::replace_member(missing, job, key_dir, head_id, events.clone());
+                            executor.spawn(task).detach();
                         }
                         Effect::StartGroup { group, devices, degraded } => {
                             let task = storage_link::start_group(group, devices, degraded, events.clone());

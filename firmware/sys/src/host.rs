@@ -53,6 +53,32 @@ pub enum HostError {
     Io { path: String, source: io::Error },
 }
 
+/// A change to one member of a running array (`mdadm --manage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAction {
+    /// Mark the member faulty: md stops using it at once.
+    Fail,
+    /// Take a failed member out of the array.
+    Remove,
+    /// Put a member that left back; the write-intent bitmap resyncs only
+    /// what changed while it was away.
+    ReAdd,
+    /// Add a new member (a spare): a full rebuild onto it.
+    Add,
+}
+
+impl MemberAction {
+    /// The mdadm option for this action.
+    pub fn option(self) -> &'static str {
+        match self {
+            MemberAction::Fail => "--fail",
+            MemberAction::Remove => "--remove",
+            MemberAction::ReAdd => "--re-add",
+            MemberAction::Add => "--add",
+        }
+    }
+}
+
 /// What a storage node's operating system offers Opie. One implementation
 /// runs the real tools ([`RealHost`]); tests use a fake.
 pub trait Host {
@@ -63,12 +89,20 @@ pub trait Host {
     /// `/proc/mdstat`.
     fn mdstat(&mut self) -> Result<Mdstat, HostError>;
     /// `mdadm --create` (see [`create_args`]).
-    fn create_array(&mut self, md_device: &str, name: &str, homehost: &str, members: &[String]) -> Result<(), HostError>;
+    fn create_array(
+        &mut self,
+        md_device: &str,
+        name: &str,
+        homehost: &str,
+        members: &[String],
+    ) -> Result<(), HostError>;
     /// `mdadm --assemble --run --uuid=UUID MD MEMBERS...` (an inactive,
     /// half-assembled MD is stopped first).
     fn assemble_array(&mut self, md_device: &str, uuid: &str, members: &[String]) -> Result<(), HostError>;
     /// `mdadm --stop MD`.
     fn stop_array(&mut self, md_device: &str) -> Result<(), HostError>;
+    /// `mdadm --manage MD --fail|--remove|--re-add|--add DEV`.
+    fn manage(&mut self, md_device: &str, action: MemberAction, device: &str) -> Result<(), HostError>;
     fn pvs(&mut self) -> Result<Vec<Pv>, HostError>;
     fn vgs(&mut self) -> Result<Vec<Vg>, HostError>;
     fn lvs(&mut self) -> Result<Vec<Lv>, HostError>;
@@ -283,7 +317,11 @@ impl RealHost {
     fn run(&self, tool: &str, args: &[String], timeout: Duration) -> Result<String, HostError> {
         let out = run_with_timeout(tool, args, timeout)?;
         if out.status != 0 {
-            return Err(HostError::Failed { command: command_line(tool, args), status: out.status, stderr: out.stderr });
+            return Err(HostError::Failed {
+                command: command_line(tool, args),
+                status: out.status,
+                stderr: out.stderr,
+            });
         }
         Ok(out.stdout)
     }
@@ -328,7 +366,11 @@ impl Host for RealHost {
             if out.stdout.trim().is_empty() && out.stderr.contains("No md superblock detected") {
                 return Ok(None);
             }
-            return Err(HostError::Failed { command: command_line("mdadm", &args), status: out.status, stderr: out.stderr });
+            return Err(HostError::Failed {
+                command: command_line("mdadm", &args),
+                status: out.status,
+                stderr: out.stderr,
+            });
         }
         parsed(&command_line("mdadm", &args), mdadm::parse_examine(&out.stdout)).map(Some)
     }
@@ -358,7 +400,13 @@ impl Host for RealHost {
         parsed("/proc/mdstat", mdstat::parse(&text))
     }
 
-    fn create_array(&mut self, md_device: &str, name: &str, homehost: &str, members: &[String]) -> Result<(), HostError> {
+    fn create_array(
+        &mut self,
+        md_device: &str,
+        name: &str,
+        homehost: &str,
+        members: &[String],
+    ) -> Result<(), HostError> {
         self.prepare_md()?;
         self.slow("mdadm", &create_args(md_device, name, homehost, members)).map(drop)
     }
@@ -377,6 +425,10 @@ impl Host for RealHost {
 
     fn stop_array(&mut self, md_device: &str) -> Result<(), HostError> {
         self.quick("mdadm", &strings(&["--stop", md_device])).map(drop)
+    }
+
+    fn manage(&mut self, md_device: &str, action: MemberAction, device: &str) -> Result<(), HostError> {
+        self.quick("mdadm", &strings(&["--manage", md_device, action.option(), device])).map(drop)
     }
 
     fn pvs(&mut self) -> Result<Vec<Pv>, HostError> {
@@ -506,10 +558,19 @@ mod tests {
             command_line("mdadm", &assemble_args("/dev/md0", "u:v", &members[..2])),
             "mdadm --assemble /dev/md0 --run --uuid=u:v /dev/vdb /dev/vdc"
         );
-        assert_eq!(command_line("lvcreate", &lvcreate_args("opie_g1", "data", 18)), "lvcreate -y -Wy -Zy -n data -l 18 opie_g1");
-        assert_eq!(command_line("mkfs.ext4", &mkfs_args("/dev/opie_g1/data", "g1")), "mkfs.ext4 -q -O 64bit,has_journal -L g1 /dev/opie_g1/data");
         assert_eq!(
-            command_line("mount", &mount_args("/dev/opie_g1/data", "/srv/g1", "ext4", &strings(&["acl", "user_xattr"]))),
+            command_line("lvcreate", &lvcreate_args("opie_g1", "data", 18)),
+            "lvcreate -y -Wy -Zy -n data -l 18 opie_g1"
+        );
+        assert_eq!(
+            command_line("mkfs.ext4", &mkfs_args("/dev/opie_g1/data", "g1")),
+            "mkfs.ext4 -q -O 64bit,has_journal -L g1 /dev/opie_g1/data"
+        );
+        assert_eq!(
+            command_line(
+                "mount",
+                &mount_args("/dev/opie_g1/data", "/srv/g1", "ext4", &strings(&["acl", "user_xattr"]))
+            ),
             "mount -t ext4 -o acl,user_xattr /dev/opie_g1/data /srv/g1"
         );
         assert_eq!(
@@ -517,15 +578,22 @@ mod tests {
             "lvs --config 'log {command_names=0 prefix=\"\"}' --noheadings --separator '|' --units b --nosuffix \
              -o lv_name,vg_name,lv_path,lv_size,lv_attr,origin"
         );
-        assert_eq!(export_args("10.0.0.0/8", "/srv/g1/a", &strings(&["rw", "sync"])), strings(&["-o", "rw,sync", "10.0.0.0/8:/srv/g1/a"]));
+        assert_eq!(
+            export_args("10.0.0.0/8", "/srv/g1/a", &strings(&["rw", "sync"])),
+            strings(&["-o", "rw,sync", "10.0.0.0/8:/srv/g1/a"])
+        );
     }
 
     #[test]
     fn a_failing_tool_reports_status_and_stderr() {
-        let err = RealHost::default().quick("sh", &strings(&["-c", "echo out; echo broken >&2; exit 3"])).expect_err("fails");
+        let err =
+            RealHost::default().quick("sh", &strings(&["-c", "echo out; echo broken >&2; exit 3"])).expect_err("fails");
         match err {
             HostError::Failed { command, status, stderr } => {
-                assert_eq!((command.as_str(), status, stderr.as_str()), ("sh -c 'echo out; echo broken >&2; exit 3'", 3, "broken"));
+                assert_eq!(
+                    (command.as_str(), status, stderr.as_str()),
+                    ("sh -c 'echo out; echo broken >&2; exit 3'", 3, "broken")
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -538,7 +606,8 @@ mod tests {
         let err = run_with_timeout("sleep", &strings(&["30"]), Duration::from_millis(200)).expect_err("times out");
         assert!(matches!(err, HostError::Timeout { .. }), "{err:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
-        let out = run_with_timeout("sh", &strings(&["-c", "head -c 200000 /dev/zero; cat"]), Duration::from_secs(10)).expect("runs");
+        let out = run_with_timeout("sh", &strings(&["-c", "head -c 200000 /dev/zero; cat"]), Duration::from_secs(10))
+            .expect("runs");
         // Big output does not deadlock the pipe; stdin is /dev/null so `cat` ends.
         assert_eq!((out.status, out.stdout.len()), (0, 200000));
     }

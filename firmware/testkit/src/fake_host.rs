@@ -25,7 +25,7 @@ use opie_core::storage::mdadm::{Detail, DetailMember, Examine, MdName, MemberRol
 use opie_core::storage::mdstat::{Mdstat, MdstatArray, MdstatMember};
 use opie_core::storage::mounts::Mount;
 use opie_core::storage::probe::Signature;
-use opie_sys::host::{Host, HostError};
+use opie_sys::host::{Host, HostError, MemberAction};
 
 pub const MIB: u64 = 1024 * 1024;
 const EXTENT: u64 = 4 * MIB;
@@ -273,7 +273,13 @@ impl Host for FakeHost {
         })
     }
 
-    fn create_array(&mut self, md_device: &str, name: &str, homehost: &str, members: &[String]) -> Result<(), HostError> {
+    fn create_array(
+        &mut self,
+        md_device: &str,
+        name: &str,
+        homehost: &str,
+        members: &[String],
+    ) -> Result<(), HostError> {
         let line = format!("mdadm --create {md_device} --name={name} --homehost={homehost} {}", members.join(" "));
         if self.running.contains_key(md_device) {
             self.alive()?;
@@ -304,7 +310,12 @@ impl Host for FakeHost {
         }
         self.arrays.insert(
             uuid.clone(),
-            ArrayData { name: MdName { homehost: Some(homehost.into()), name: name.into() }, raid_devices: members.len() as u32, member_size, pv: None },
+            ArrayData {
+                name: MdName { homehost: Some(homehost.into()), name: name.into() },
+                raid_devices: members.len() as u32,
+                member_size,
+                pv: None,
+            },
         );
         self.running.insert(md_device.to_string(), (uuid, members.to_vec()));
         Ok(())
@@ -328,7 +339,10 @@ impl Host for FakeHost {
             }
         }
         if (usable.len() as u32) < want.saturating_sub(1).max(1) {
-            return Err(failed(&line, &format!("mdadm: {md_device} assembled from {} drives - not enough to start the array.", usable.len())));
+            return Err(failed(
+                &line,
+                &format!("mdadm: {md_device} assembled from {} drives - not enough to start the array.", usable.len()),
+            ));
         }
         self.change("mdadm --assemble", line)?;
         self.running.insert(md_device.to_string(), (uuid.to_string(), usable));
@@ -343,6 +357,35 @@ impl Host for FakeHost {
         }
         self.change("mdadm --stop", line)?;
         self.running.remove(md_device);
+        Ok(())
+    }
+
+    /// Models membership only: fail keeps the device listed until it is
+    /// removed; re-add and add list it again (no resync is modelled).
+    fn manage(&mut self, md_device: &str, action: MemberAction, device: &str) -> Result<(), HostError> {
+        let line = format!("mdadm --manage {md_device} {} {device}", action.option());
+        self.alive()?;
+        let Some((_, members)) = self.running.get(md_device) else {
+            return Err(failed(&line, &format!("mdadm: error opening {md_device}: No such file or directory")));
+        };
+        let listed = members.iter().any(|m| m == device);
+        match action {
+            MemberAction::Fail | MemberAction::Remove if !listed => {
+                return Err(failed(&line, &format!("mdadm: {device} is not a member of {md_device}")));
+            }
+            MemberAction::ReAdd | MemberAction::Add if listed => {
+                return Err(failed(&line, &format!("mdadm: {device} is already a member of {md_device}")));
+            }
+            _ => {}
+        }
+        self.change("mdadm --manage", line)?;
+        if let Some((_, members)) = self.running.get_mut(md_device) {
+            match action {
+                MemberAction::Fail => {}
+                MemberAction::Remove => members.retain(|m| m != device),
+                MemberAction::ReAdd | MemberAction::Add => members.push(device.to_string()),
+            }
+        }
         Ok(())
     }
 
@@ -407,7 +450,10 @@ impl Host for FakeHost {
             return Err(failed(&line, &format!("  No device found for {device}.")));
         };
         if self.arrays[&uuid].pv.is_some() {
-            return Err(failed(&line, &format!("  Can't initialize physical volume \"{device}\" of volume group without -ff")));
+            return Err(failed(
+                &line,
+                &format!("  Can't initialize physical volume \"{device}\" of volume group without -ff"),
+            ));
         }
         self.change("pvcreate", line)?;
         self.arrays.get_mut(&uuid).expect("running").pv = Some(None);
@@ -463,7 +509,8 @@ impl Host for FakeHost {
     fn mkfs_ext4(&mut self, device: &str, label: &str) -> Result<(), HostError> {
         let line = format!("mkfs.ext4 -q -O 64bit,has_journal -L {label} {device}");
         self.alive()?;
-        let key = self.lvs.iter().find(|((vg, lv), d)| Self::lv_path(vg, lv) == device && d.active).map(|(k, _)| k.clone());
+        let key =
+            self.lvs.iter().find(|((vg, lv), d)| Self::lv_path(vg, lv) == device && d.active).map(|(k, _)| k.clone());
         let Some(key) = key else {
             return Err(failed(&line, &format!("The file {device} does not exist and no size was specified.")));
         };
@@ -490,13 +537,21 @@ impl Host for FakeHost {
         self.alive()?;
         let ok = self.lvs.iter().any(|((vg, lv), d)| Self::lv_path(vg, lv) == device && d.active && d.ext4);
         if !ok {
-            return Err(failed(&line, &format!("mount: {target}: wrong fs type, bad option, bad superblock on {device}")));
+            return Err(failed(
+                &line,
+                &format!("mount: {target}: wrong fs type, bad option, bad superblock on {device}"),
+            ));
         }
         if self.mounted.iter().any(|m| m.target == target) {
             return Err(failed(&line, &format!("mount: {target}: {device} already mounted or mount point busy.")));
         }
         self.change("mount", line)?;
-        self.mounted.push(Mount { source: device.into(), target: target.into(), fstype: fstype.into(), options: options.to_vec() });
+        self.mounted.push(Mount {
+            source: device.into(),
+            target: target.into(),
+            fstype: fstype.into(),
+            options: options.to_vec(),
+        });
         Ok(())
     }
 
