@@ -9,6 +9,7 @@
 
 pub mod adoption;
 pub mod api;
+pub mod backup;
 pub mod boot;
 pub mod bringup;
 pub mod config;
