@@ -16,6 +16,7 @@ pub mod config;
 pub mod config_change;
 pub mod ctrl;
 pub mod fence;
+pub mod ha;
 pub mod lease;
 pub mod lease_client;
 pub mod menu;
