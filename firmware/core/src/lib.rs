@@ -26,4 +26,5 @@ pub mod recovery;
 pub mod shares;
 pub mod status;
 pub mod storage;
+pub mod web;
 pub mod wizard;

@@ -22,6 +22,7 @@ mod storage;
 mod storage_link;
 mod node;
 mod supervisor;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +74,8 @@ enum Command {
     User(shares::UserArgs),
     /// Local groups of users for SMB (head): set, remove.
     Group(shares::GroupArgs),
+    /// Serve the web page (a head appliance's supervisor starts it on the LAN).
+    Web(web::Args),
     /// Print the firmware version.
     Version,
 }
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
         Some(Command::Share(args)) => shares::run_share(args),
         Some(Command::User(args)) => shares::run_user(args),
         Some(Command::Group(args)) => shares::run_group(args),
+        Some(Command::Web(args)) => web::run(args),
         Some(Command::Version) => {
             println!("opie {}", env!("CARGO_PKG_VERSION"));
             Ok(())

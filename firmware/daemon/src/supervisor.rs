@@ -43,7 +43,7 @@ use crate::node::{Effect, Event, Flow, Node, Setup};
 use crate::settings::Settings;
 use crate::shares::ShareManager;
 use crate::storage_link;
-use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging};
+use crate::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, local, logging, web};
 
 /// The supervisor's executor: one thread runs every task; it lives as long
 /// as the process, so tasks may spawn further tasks on it.
@@ -179,6 +179,16 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Role::Head => Some(Ctrl::Listen(args.ctrl_listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], CTRL_PORT))))),
         Role::Isu => Some(Ctrl::Connect),
         Role::Unconfigured => None,
+    };
+    // A head appliance serves the web page on its LAN side (DESIGN §12); the
+    // page reads and changes everything through the local socket.
+    let lan_page = (args.appliance && config.role == Role::Head).then(|| web::spawn(web::LAN_LISTEN, socket.clone()));
+    let _web = match lan_page {
+        Some(Err(e)) => {
+            alert(&mut alerts, e.to_string());
+            None
+        }
+        started => started.and_then(Result::ok),
     };
     // Where the head is before any lease says so: the command line, or on
     // the appliance the boot parameter or the default .1 of a static
