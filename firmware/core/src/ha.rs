@@ -331,8 +331,20 @@ impl HaConfig {
 #[derive(Debug, Clone)]
 enum Phase {
     Idle,
-    Asking { claim: Grant, since: Duration, granted: BTreeSet<String>, refused: BTreeSet<String> },
-    Running { epoch: u64, steps: &'static [Step], idx: usize, started: Duration },
+    Asking {
+        claim: Grant,
+        since: Duration,
+        granted: BTreeSet<String>,
+        refused: BTreeSet<String>,
+        /// The head an ISU granted our epoch to instead.
+        winner: Option<Grant>,
+    },
+    Running {
+        epoch: u64,
+        steps: &'static [Step],
+        idx: usize,
+        started: Duration,
+    },
 }
 
 /// One head's failover state machine.
@@ -495,7 +507,8 @@ impl Head {
         });
         out.push(Action::Event(Event::Claiming { epoch: claim.epoch }));
         out.push(Action::AskGrant(claim.clone()));
-        self.phase = Phase::Asking { claim, since: now, granted: BTreeSet::new(), refused: BTreeSet::new() };
+        self.phase =
+            Phase::Asking { claim, since: now, granted: BTreeSet::new(), refused: BTreeSet::new(), winner: None };
         // Tell the peer (and the ISUs) at once that a takeover is under way.
         self.send_beats(now, out);
     }
@@ -604,7 +617,7 @@ impl Head {
         }
         let majority = self.cfg.majority();
         let n = self.cfg.isus.len();
-        let Phase::Asking { claim, granted, refused, .. } = &mut self.phase else {
+        let Phase::Asking { claim, granted, refused, winner, .. } = &mut self.phase else {
             return;
         };
         if r.epoch != claim.epoch {
@@ -614,6 +627,11 @@ impl Head {
             granted.insert(r.isu);
         } else {
             refused.insert(r.isu);
+            // Our epoch, granted to another head: it won the race.
+            if let Some(h) = r.holder.filter(|h| matches!(judge(Some(claim), h.epoch, &h.head), Verdict::Taken { .. }))
+            {
+                *winner = Some(h);
+            }
         }
         let epoch = claim.epoch;
         if granted.len() >= majority {
@@ -622,8 +640,15 @@ impl Head {
             }
             self.run_steps(&TAKEOVER, now, out);
         } else if refused.len() > n - majority {
-            // Another head won this epoch.
+            // Another head won this epoch. Record it as the holder (same
+            // epoch, so nothing goes backwards): its heartbeats and a later
+            // hand-off from it are then recognised as current.
+            let winner = winner.take();
             self.abandon(epoch, now, out);
+            if let Some(w) = winner {
+                out.push(Action::Persist(w.clone()));
+                self.known = Some(w);
+            }
         }
     }
 

@@ -158,8 +158,33 @@ fn cold_start_elects_one() {
         let mut net = SimNet::new(3, seed);
         net.run_until(|n| !n.actives().is_empty(), SECS(10)).expect("one comes up");
         net.run_for(SECS(5));
-        assert_eq!(net.actives().len(), 1);
-        assert_eq!(net.epoch(HEAD_A), net.epoch(HEAD_B));
+        let actives = net.actives();
+        assert_eq!(actives.len(), 1);
+        let (active, e) = actives[0];
+        assert_eq!(net.head(1 - active).known(), net.head(active).known(), "the loser records the winner");
+        // The loser recognises the winner's hand-off at once.
+        net.admin(active, Admin::Switchover);
+        let took = net.run_until(|n| n.role(1 - active) == Role::Active, SECS(10)).expect("switched");
+        assert!(took < SECS(2), "{took:?}");
+        assert_eq!(net.epoch(1 - active), e + 1);
         assert!(net.violations.is_empty(), "{:?}", net.violations);
     }
+}
+
+/// The passive head cut off from everything (its own network failure)
+/// never takes over: the ISUs' reports do not reach it, so no witness
+/// majority.
+#[test]
+fn isolated_passive_never_takes_over() {
+    let mut net = SimNet::with_active_a(3, 19);
+    let e = net.epoch(HEAD_A);
+    net.isolate(HEAD_B);
+    net.run_for(SECS(30));
+    assert_eq!((net.role(HEAD_A), net.role(HEAD_B)), (Role::Active, Role::Passive));
+    assert_eq!((net.epoch(HEAD_A), net.epoch(HEAD_B)), (e, e));
+    net.recover();
+    net.run_for(SECS(5));
+    assert_eq!((net.role(HEAD_A), net.role(HEAD_B)), (Role::Active, Role::Passive));
+    assert_eq!(net.max_active, 1);
+    assert!(net.violations.is_empty(), "{:?}", net.violations);
 }

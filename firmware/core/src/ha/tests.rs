@@ -187,6 +187,18 @@ fn takeover_abandoned_table() {
         let abandoned = out.iter().any(|a| matches!(a, Action::Event(Event::Abandoned { epoch: 4 })));
         assert_eq!(abandoned, *want, "{replies:?} at {at}");
         assert_eq!(h.role() == Role::Passive, *want);
+        // Refused because another head holds our epoch: it is recorded as the holder.
+        let lost_race = replies.iter().filter(|(_, granted, (e, _))| !granted && *e == 4).count() >= 2;
+        assert_eq!(
+            h.known(),
+            Some(&if lost_race {
+                g(4, "a")
+            } else if replies[0].2.0 == 9 {
+                g(9, "a")
+            } else {
+                g(4, "b")
+            })
+        );
         assert!(!out.iter().any(|a| matches!(a, Action::Run { .. })) || !*want);
         // After an abandon, no new claim before another dead time.
         if *want {
