@@ -200,6 +200,10 @@ impl Web {
         let cookie = cookie.as_deref();
         let peer = request.remote_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SocketAddr::ip);
         let form = if method == Method::Post {
+            if request.body_length().is_none_or(|len| len as u64 > BODY_LIMIT) {
+                let message = "A form must say its length and stay under 4 KiB.";
+                return Reply::html(413, html::message_page("Form too large", message, None));
+            }
             let mut body = String::new();
             if request.as_reader().take(BODY_LIMIT).read_to_string(&mut body).is_err() {
                 return Reply::html(400, html::message_page("Bad request", "The form could not be read.", None));

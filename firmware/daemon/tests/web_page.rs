@@ -144,6 +144,9 @@ fn log_in_adopt_an_isu_with_csrf_and_log_out() {
     assert!(web.get("/isus", None).redirects_to("/login"));
     assert_eq!(web.get("/api/status", None).status, 401);
     assert_eq!(web.post("/isus", None, "serial=x&action=member").status, 403);
+    // A body larger than any form is refused before it is read.
+    let big = web.post("/login", None, &format!("password={}", "x".repeat(5000)));
+    assert_eq!(big.status, 413, "{big:?}");
 
     // No admin password yet: the page says where to set one; nobody gets in.
     let page = web.get("/login", None);
