@@ -7,10 +7,14 @@
 //! - [`schedule`]: one-time, daily, weekly and cron-like schedules, parsed
 //!   from text; the next run after an instant; missed runs at start-up.
 //! - [`retention`]: which dated backup versions to keep and which to delete.
+//! - [`job`]: one job's state machine (snapshot → copy → verify → clean up),
+//!   with cancel, failure, crash recovery, queuing and alerts.
 //!
 //! Taking and removing LVM snapshots, mounting, running rsync and checksums,
-//! and persisting a job's record belong to `opie-sys` and the daemon.
+//! and persisting a job's state belong to `opie-sys` and the daemon, which
+//! carry out the [`job::Action`]s and report back with [`job::Event`]s.
 
 pub mod civil;
+pub mod job;
 pub mod retention;
 pub mod schedule;
