@@ -6,6 +6,10 @@
 //! goes through the supervisor's local socket, one request at a time, like
 //! the serial console. Pages are rendered by `opie_core::web::html`.
 //!
+//! Pages: `/` (status), `/isus` (adopt or reject), `/login`, `/logout`.
+//! JSON: `GET /api/status` (what both pages show) and `POST /api/isus`
+//! (the ISUs page's form fields; answers `done` or `error`).
+//!
 //! Without a session only `/login` answers; every POST must carry the
 //! session's CSRF token or it is refused with 403 and changes nothing. The
 //! password is checked against the admin password hash of the running
@@ -223,14 +227,15 @@ impl Web {
         }
         let Some(active) = self.sessions.check(cookie, now) else {
             return match (method, path) {
-                (Method::Get, p) if p.starts_with("/api/") => {
-                    Reply::json(401, serde_json::json!({ "error": "log in first" }).to_string())
-                }
+                (Method::Get, p) if p.starts_with("/api/") => json_error(401, "log in first"),
                 (Method::Get, _) => Reply::redirect("/login"),
                 _ => Reply::html(403, html::message_page("Not logged in", "Log in first; nothing was changed.", None)),
             };
         };
         if method == Method::Post && !self.sessions.csrf_ok(cookie, field(&form, "csrf"), now) {
+            if path.starts_with("/api/") {
+                return json_error(403, "no valid CSRF token; nothing was changed");
+            }
             return Reply::html(
                 403,
                 html::message_page(
@@ -253,20 +258,24 @@ impl Web {
             (Method::Get, "/api/status") => match local::fetch_status(&self.socket) {
                 Ok(report) => match serde_json::to_string(&report) {
                     Ok(json) => Reply::json(200, json),
-                    Err(e) => Reply::json(500, serde_json::json!({ "error": e.to_string() }).to_string()),
+                    Err(e) => json_error(500, &e.to_string()),
                 },
-                Err(e) => Reply::json(503, serde_json::json!({ "error": e.to_string() }).to_string()),
+                Err(e) => json_error(503, &e.to_string()),
             },
             (Method::Post, "/isus") => {
-                let message = self.isu_action(&form);
+                let message = self.isu_action(&form).unwrap_or_else(|why| format!("Not done: {why}"));
                 self.sessions.set_flash(cookie, message);
                 Reply::redirect("/isus")
             }
+            (Method::Post, "/api/isus") => match self.isu_action(&form) {
+                Ok(done) => Reply::json(200, serde_json::json!({ "done": done }).to_string()),
+                Err(why) => json_error(409, &why),
+            },
             (Method::Post, "/logout") => {
                 self.sessions.logout(cookie);
                 Reply::redirect("/login").cookie("", Some(0))
             }
-            (_, "/" | "/isus" | "/api/status" | "/logout") => not_allowed(Some(&active)),
+            (_, "/" | "/isus" | "/api/status" | "/api/isus" | "/logout") => not_allowed(Some(&active)),
             _ => Reply::html(404, html::message_page("Not found", "There is no such page.", Some(&active.csrf))),
         }
     }
@@ -303,25 +312,21 @@ impl Web {
         }
     }
 
-    /// Adopts or rejects the ISU a form names; returns what happened in
-    /// words.
-    fn isu_action(&self, form: &[(String, String)]) -> String {
+    /// Adopts or rejects the ISU a form names (`serial`, `action`:
+    /// member, spare or reject): what was done, or why not, in words.
+    fn isu_action(&self, form: &[(String, String)]) -> Result<String, String> {
         let Some(serial) = field(form, "serial").filter(|s| !s.is_empty()) else {
-            return "No ISU was named; nothing was changed.".into();
+            return Err("no ISU was named; nothing was changed".into());
         };
         let request = match field(form, "action") {
             Some("member") => Request::Adopt { serial: serial.into(), function: Function::Member },
             Some("spare") => Request::Adopt { serial: serial.into(), function: Function::Spare },
             Some("reject") => Request::Reject { serial: serial.into() },
-            _ => return "Unknown action; nothing was changed.".into(),
+            _ => return Err("unknown action (member, spare or reject); nothing was changed".into()),
         };
-        match local::command(&self.socket, &request) {
-            Ok(done) => {
-                info!("web: {done}");
-                done
-            }
-            Err(e) => format!("Not done: {e}"),
-        }
+        let done = local::command(&self.socket, &request).map_err(|e| e.to_string())?;
+        info!("web: {done}");
+        Ok(done)
     }
 
     fn with_status(&self, active: &Active, render: impl FnOnce(&opie_core::status::StatusReport) -> String) -> Reply {
@@ -330,6 +335,10 @@ impl Web {
             Err(e) => unreachable_supervisor(&e, Some(active)),
         }
     }
+}
+
+fn json_error(status: u16, message: &str) -> Reply {
+    Reply::json(status, serde_json::json!({ "error": message }).to_string())
 }
 
 fn unreachable_supervisor(e: &local::LocalError, active: Option<&Active>) -> Reply {

@@ -216,6 +216,17 @@ fn log_in_adopt_an_isu_with_csrf_and_log_out() {
     assert_eq!(json["hostname"], "head1");
     assert_eq!(json["isus"][0]["serial"], "ISU-0042");
 
+    // The same actions as JSON; a refusal says why.
+    let none = web.post("/api/isus", cookie, "serial=ISU-9999&action=member");
+    assert_eq!(none.status, 403, "{none:?}");
+    assert!(none.body.contains("CSRF"), "{}", none.body);
+    let unknown = web.post("/api/isus", cookie, &format!("csrf={token}&serial=ISU-9999&action=spare"));
+    assert_eq!(unknown.status, 409, "{unknown:?}");
+    let json: serde_json::Value = serde_json::from_str(&unknown.body).expect("JSON error");
+    assert!(json["error"].as_str().is_some_and(|e| e.contains("no pending ISU")), "{json}");
+    let bad = web.post("/api/isus", cookie, &format!("csrf={token}&serial=ISU-0042&action=retire"));
+    assert_eq!(bad.status, 409, "{bad:?}");
+
     // Log-out needs the token too, then ends the session.
     assert_eq!(web.post("/logout", cookie, "").status, 403);
     let out = web.post("/logout", cookie, &format!("csrf={token}"));
