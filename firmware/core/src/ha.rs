@@ -30,6 +30,11 @@
 //!   reply) persists it; an active or taking-over head then steps down. A
 //!   head always starts passive: a head that comes back never becomes active
 //!   on its own, only through a takeover the ISUs grant.
+//! - An active head that no majority of ISUs has reported hearing for the
+//!   dead time steps down by itself: it cannot reach its storage, and
+//!   stepping down (heartbeats now say passive) lets the peer, if the ISUs
+//!   also lost this head, take over instead of waiting on the LAN path's
+//!   heartbeats forever.
 //! - Manual switchover: the active head stops exports, flushes, releases,
 //!   becomes passive and says so in its heartbeats (`handoff`); the passive
 //!   head then takes over at once (still through an ISU grant). Switching
@@ -204,6 +209,8 @@ pub enum Event {
     Superseded { epoch: u64 },
     /// The hand-off finished; this head is passive.
     HandedOff,
+    /// No majority of ISUs heard this active head for the dead time.
+    QuorumLost,
     /// An admin command that does not apply in this role.
     Refused { why: &'static str },
 }
@@ -359,6 +366,10 @@ pub struct Head {
     last_peer: [Duration; 2],
     /// Latest witness report per ISU: when, and whether it lost the peer.
     reports: BTreeMap<String, (Duration, bool)>,
+    /// Latest report per ISU that it hears this head at the known epoch.
+    hears_me: BTreeMap<String, Duration>,
+    /// Last time a majority of ISUs reported hearing this active head.
+    quorum_at: Duration,
     next_beat: Duration,
     /// No new takeover attempt before this time (after an abandon).
     retry_at: Duration,
@@ -380,6 +391,8 @@ impl Head {
             handoff: false,
             last_peer: [now; 2],
             reports: BTreeMap::new(),
+            hears_me: BTreeMap::new(),
+            quorum_at: now,
             next_beat: now,
             retry_at: now,
             failover: None,
@@ -466,6 +479,13 @@ impl Head {
         {
             out.push(Action::Event(Event::PeerDead));
             self.claim(FailoverKind::Takeover, now, out);
+        }
+        if self.role == Role::Active
+            && matches!(self.phase, Phase::Idle)
+            && now.saturating_sub(self.quorum_at) > self.cfg.dead_time
+        {
+            out.push(Action::Event(Event::QuorumLost));
+            self.start_step_down(now, out);
         }
     }
 
@@ -605,6 +625,17 @@ impl Head {
             }
         }
         let hears_peer = w.hears_holder && w.grant.as_ref().is_some_and(|g| g.head == self.cfg.peer);
+        let hears_me =
+            w.hears_holder && w.grant.as_ref().is_some_and(|g| g.head == self.cfg.me && Some(g) == self.known.as_ref());
+        if hears_me {
+            self.hears_me.insert(w.isu.clone(), now);
+        } else {
+            self.hears_me.remove(&w.isu);
+        }
+        let fresh = self.hears_me.values().filter(|t| now.saturating_sub(**t) <= self.cfg.dead_time).count();
+        if fresh >= self.cfg.majority() {
+            self.quorum_at = now;
+        }
         self.reports.insert(w.isu, (now, !hears_peer));
     }
 
@@ -680,6 +711,7 @@ impl Head {
         self.phase = Phase::Idle;
         if steps == TAKEOVER {
             self.role = Role::Active;
+            self.quorum_at = now;
             let began = self.failover.as_ref().map_or(now, |f| f.began);
             if let Some(f) = self.failover.as_mut() {
                 f.service_up = Some(now);

@@ -67,17 +67,19 @@ fn cut_head_links_no_takeover() {
     net.run_for(SECS(20));
     assert_eq!((net.role(HEAD_A), net.role(HEAD_B)), (Role::Active, Role::Passive));
     net.recover();
-    // Only one path between the heads, and every ISU cut from A: the
-    // other path still carries A's heartbeats.
+    // Only one path between the heads cut, or both cut and the passive's
+    // own storage link to one ISU: nothing changes.
     for path in [Path::Storage, Path::Lan] {
         net.cut_path(HEAD_A, HEAD_B, path);
-        for i in net.isu_ids() {
-            net.cut(HEAD_A, i);
-        }
         net.run_for(SECS(10));
         assert_eq!((net.role(HEAD_A), net.role(HEAD_B)), (Role::Active, Role::Passive), "{path:?} cut");
         net.recover();
     }
+    net.cut(HEAD_A, HEAD_B);
+    net.cut(HEAD_B, first_isu);
+    net.run_for(SECS(10));
+    assert_eq!((net.role(HEAD_A), net.role(HEAD_B)), (Role::Active, Role::Passive));
+    net.recover();
     assert_eq!(net.max_active, 1);
     assert_eq!(net.epoch(HEAD_A), e);
     assert!(net.violations.is_empty(), "{:?}", net.violations);
@@ -185,6 +187,34 @@ fn isolated_passive_never_takes_over() {
     net.recover();
     net.run_for(SECS(5));
     assert_eq!((net.role(HEAD_A), net.role(HEAD_B)), (Role::Active, Role::Passive));
+    assert_eq!(net.max_active, 1);
+    assert!(net.violations.is_empty(), "{:?}", net.violations);
+}
+
+/// The active head loses the storage net (every ISU) while the head links
+/// stay up: it steps down by itself, and only then does the passive take
+/// over; never two actives.
+#[test]
+fn active_cut_from_storage_steps_down_and_passive_takes_over() {
+    let mut net = SimNet::with_active_a(3, 23);
+    let e = net.epoch(HEAD_A);
+    let cut = net.now();
+    for i in net.isu_ids() {
+        net.cut(HEAD_A, i);
+    }
+    let took = net.run_until(|n| n.role(HEAD_B) == Role::Active, SECS(10)).expect("B takes over");
+    let stepped = net
+        .events
+        .iter()
+        .find_map(|(at, n, ev)| (*n == HEAD_A && *ev == Event::QuorumLost).then(|| *at - cut))
+        .expect("A lost its ISU quorum");
+    println!("storage cut: A stepped down after {stepped:?}, B serving after {took:?}");
+    assert!(took < SECS(5), "{took:?}");
+    assert_eq!((net.role(HEAD_A), net.epoch(HEAD_B)), (Role::Passive, e + 1));
+    net.recover();
+    net.run_for(SECS(5));
+    assert_eq!((net.role(HEAD_A), net.role(HEAD_B)), (Role::Passive, Role::Active));
+    assert_eq!(net.epoch(HEAD_A), e + 1);
     assert_eq!(net.max_active, 1);
     assert!(net.violations.is_empty(), "{:?}", net.violations);
 }

@@ -435,3 +435,39 @@ fn granter_witnesses_the_holder() {
     assert_eq!(report(&mut isu, 1299 * MS), vec![true, true]);
     assert_eq!(report(&mut isu, 1500 * MS), vec![false, false]);
 }
+
+/// An active head that no ISU majority hears for the dead time steps down.
+#[test]
+fn active_steps_down_when_no_isu_majority_hears_it() {
+    // (ISUs reporting "I hear you" every 200 ms, steps down by 3 s)
+    for (hearing, steps_down) in [(3, false), (2, false), (1, true), (0, true)] {
+        let mut h = active(4);
+        let mut stepped = None;
+        for t in (1000..3000u64).step_by(200) {
+            for isu in ["i1", "i2", "i3"].iter().take(hearing) {
+                run(&mut h, Input::Witness(w(isu, Some(g(4, "b")), true)), ms(t));
+            }
+            let out = run(&mut h, Input::Tick, ms(t + 100));
+            if out.contains(&Action::Event(Event::QuorumLost)) {
+                stepped = Some(t + 100);
+            }
+        }
+        assert_eq!(stepped.is_some(), steps_down, "{hearing} hearing");
+        if let Some(at) = stepped {
+            // Not before the dead time after service up (1 s).
+            assert!(at > 2000, "{at}");
+            assert_eq!(h.role(), Role::Fenced);
+        } else {
+            assert_eq!(h.role(), Role::Active);
+        }
+    }
+    // Reports about another epoch or holder do not count.
+    let mut h = active(4);
+    for t in (1000..3000u64).step_by(200) {
+        run(&mut h, Input::Witness(w("i1", Some(g(3, "a")), true)), ms(t));
+        run(&mut h, Input::Witness(w("i2", Some(g(4, "a")), true)), ms(t));
+        run(&mut h, Input::Witness(w("i3", Some(g(4, "b")), true)), ms(t));
+        run(&mut h, Input::Tick, ms(t + 100));
+    }
+    assert_eq!(h.role(), Role::Fenced);
+}
