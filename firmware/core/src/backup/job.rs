@@ -504,6 +504,7 @@ impl Job {
 mod tests {
     use super::*;
     use crate::backup::civil::{DAY, Date, HOUR};
+    use proptest::prelude::*;
 
     /// 2026-11-23 (a Monday) at `h:m` UTC, plus `days`.
     fn t(days: i64, h: u8, m: u8) -> UnixTime {
@@ -803,5 +804,133 @@ mod tests {
         }
         assert_eq!(job.state().history.len(), HISTORY_LEN);
         assert_eq!(job.state().history.back().map(|r| r.run), Some(HISTORY_LEN as u64 + 6));
+    }
+
+    /// A driver's input in the model test.
+    #[derive(Debug, Clone)]
+    enum Input {
+        Tick(i64),
+        RunNow,
+        Cancel,
+        /// Report the step in flight as done.
+        Succeed,
+        /// Report the step in flight as failed.
+        Fail,
+        /// A report for some run and step, probably stale.
+        Stale(RunId, u8),
+        /// The head restarts; a snapshot being taken may or may not exist.
+        Crash {
+            taken: bool,
+            down_for: i64,
+        },
+    }
+
+    fn arb_input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            3 => (0i64..2 * DAY).prop_map(Input::Tick),
+            1 => Just(Input::RunNow),
+            1 => Just(Input::Cancel),
+            8 => Just(Input::Succeed),
+            2 => Just(Input::Fail),
+            1 => (0u64..6, 0u8..5).prop_map(|(r, s)| Input::Stale(r, s)),
+            1 => (any::<bool>(), 0i64..4 * DAY).prop_map(|(taken, down_for)| Input::Crash { taken, down_for }),
+        ]
+    }
+
+    fn done_for(step: Step) -> Done {
+        match step {
+            Step::Snapshot => Done::SnapshotTaken,
+            Step::Mount => Done::Mounted,
+            Step::Copy => Done::Copied(CopyStats::default()),
+            Step::Verify => Done::Verified,
+            Step::RemoveLeftover | Step::RemoveSnapshot => Done::SnapshotRemoved,
+        }
+    }
+
+    proptest! {
+        /// Whatever happens, a snapshot is never taken while one exists,
+        /// an idle job has no snapshot unless it knows of a leftover, runs
+        /// are recorded once each in order, and history stays bounded.
+        #[test]
+        fn job_model(inputs in prop::collection::vec(arb_input(), 1..80), cron in any::<bool>()) {
+            let schedule = if cron { "0 */6 * * *" } else { "daily 02:30" };
+            let mut now = t(0, 0, 0);
+            let (mut job, mut actions) = Job::start(spec(schedule), None, now);
+            let mut snapshot = false;
+            let mut recorded: Vec<RunId> = Vec::new();
+            for input in inputs {
+                for action in &actions {
+                    match action {
+                        Action::TakeSnapshot { .. } => prop_assert!(!snapshot, "snapshot taken twice"),
+                        Action::Record(r) => {
+                            prop_assert!(recorded.last().is_none_or(|l| *l < r.run));
+                            recorded.push(r.run);
+                        }
+                        _ => {}
+                    }
+                }
+                if job.phase() == Phase::Idle {
+                    prop_assert!(!snapshot || job.state().leftover_snapshot);
+                }
+                prop_assert!(job.state().history.len() <= HISTORY_LEN);
+                let inflight = job.state().run.as_ref().map(|r| (r.id, r.step));
+                let event = match input {
+                    Input::Tick(dt) => {
+                        now = now.plus(dt);
+                        Event::Tick
+                    }
+                    Input::RunNow => Event::RunNow,
+                    Input::Cancel => Event::Cancel,
+                    Input::Succeed | Input::Fail => {
+                        let Some((run, step)) = inflight else {
+                            actions = Vec::new();
+                            continue;
+                        };
+                        now = now.plus(60);
+                        if matches!(input, Input::Fail) {
+                            Event::Failed { run, step, error: "boom".to_string() }
+                        } else {
+                            Event::Done { run, done: done_for(step) }
+                        }
+                    }
+                    Input::Stale(run, i) => {
+                        let step = [Step::Snapshot, Step::Mount, Step::Copy, Step::Verify, Step::RemoveSnapshot][i as usize];
+                        Event::Done { run, done: done_for(step) }
+                    }
+                    Input::Crash { taken, down_for } => {
+                        if taken && matches!(inflight, Some((_, Step::Snapshot))) {
+                            snapshot = true;
+                        }
+                        now = now.plus(down_for);
+                        let bytes = postcard::to_allocvec(job.state()).expect("encodes");
+                        let state = postcard::from_bytes(&bytes).expect("decodes");
+                        let was_running = job.state().run.is_some();
+                        (job, actions) = Job::start(spec(schedule), Some(state), now);
+                        if was_running {
+                            let first = actions.first();
+                            prop_assert!(
+                                matches!(first, Some(Action::RemoveSnapshot { .. })),
+                                "cleanup first, got {:?}",
+                                first
+                            );
+                        }
+                        continue;
+                    }
+                };
+                // Model the snapshot from the reports the job accepts.
+                if let Event::Done { run, done } = &event {
+                    if let Some((id, step)) = inflight {
+                        if *run == id && done_for(step) == *done {
+                            match done {
+                                Done::SnapshotTaken => snapshot = true,
+                                Done::SnapshotRemoved => snapshot = false,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                actions = job.handle(event, now);
+            }
+        }
     }
 }

@@ -413,6 +413,7 @@ pub fn on_startup(
 mod tests {
     use super::*;
     use crate::backup::civil::DstRule;
+    use proptest::prelude::*;
 
     fn cet() -> Zone {
         Zone::new(3600, Some(DstRule::Eu)).expect("valid offset")
@@ -631,5 +632,99 @@ mod tests {
         assert_eq!(interval(&Schedule::Once, at, &z), None);
         // Across fall-back the day is 25 hours long.
         assert_eq!(interval(&sched("daily 12:00"), utc("2026-10-24 00:00"), &z), Some(25 * HOUR));
+    }
+
+    /// One cron field as text, from a small grammar: `*`, `*/n`, `a`,
+    /// `a-b`, `a-b/n`, or a two-item list.
+    fn arb_field(lo: u8, hi: u8) -> impl Strategy<Value = String> {
+        let item = (lo..=hi, lo..=hi, 1u8..=7, 0u8..4).prop_map(move |(a, b, step, kind)| {
+            let (a, b) = (a.min(b), a.max(b));
+            match kind {
+                0 => format!("{a}"),
+                1 => format!("{a}-{b}"),
+                2 => format!("{a}-{b}/{step}"),
+                _ => format!("*/{step}"),
+            }
+        });
+        prop_oneof![Just("*".to_string()), item.clone(), (item.clone(), item).prop_map(|(x, y)| format!("{x},{y}")),]
+    }
+
+    fn arb_cron() -> impl Strategy<Value = String> {
+        (arb_field(0, 59), arb_field(0, 23), arb_field(1, 31), arb_field(1, 12), arb_field(0, 7))
+            .prop_map(|(a, b, c, d, e)| format!("{a} {b} {c} {d} {e}"))
+    }
+
+    proptest! {
+        /// In zones without DST, the next run is the first minute after
+        /// `after` whose local time matches, checked by brute force.
+        #[test]
+        fn cron_next_is_the_first_matching_minute(
+            text in arb_cron(),
+            after in 1_577_836_800i64..2_208_988_800,
+            offset_quarters in -48i32..=56,
+        ) {
+            let Ok(Schedule::Cron(cron)) = text.parse::<Schedule>() else {
+                // Only impossible day/month combinations are refused.
+                let refused = matches!(text.parse::<Schedule>(), Err(ScheduleError::NeverRuns { .. }));
+                prop_assert!(refused, "refused: {}", text);
+                return Ok(());
+            };
+            let zone = Zone::new(offset_quarters * 900, None).expect("offset in range");
+            let matches = |t: i64| {
+                let naive = zone.to_naive(UnixTime(t));
+                let date = Date::from_days(naive.div_euclid(DAY));
+                let secs = naive.rem_euclid(DAY);
+                cron.day_matches(date)
+                    && cron.hours & (1 << (secs / HOUR)) != 0
+                    && cron.minutes & (1 << ((secs % HOUR) / 60)) != 0
+            };
+            let next = next_after(&Schedule::Cron(cron.clone()), UnixTime(after), &zone);
+            let next = next.expect("a parsed expression runs within 8 years").0;
+            prop_assert!(next > after);
+            prop_assert_eq!(next % 60, 0);
+            prop_assert!(matches(next), "{} does not match {}", UnixTime(next).stamp(), text);
+            // Nothing matching was skipped (checked up to three days back).
+            let first_minute = (after.div_euclid(60) + 1) * 60;
+            let mut m = first_minute.max(next - 3 * DAY);
+            while m < next {
+                prop_assert!(!matches(m), "skipped {} for {}", UnixTime(m).stamp(), text);
+                m += 60;
+            }
+        }
+
+        /// Across a year of DST changes, a daily job runs exactly once per
+        /// local day, at its time or (when the clock skips it) at the jump.
+        #[test]
+        fn daily_runs_once_per_local_day(
+            hour in 0u8..24,
+            minute in 0u8..60,
+            start in 1_577_836_800i64..2_208_988_800,
+            us in any::<bool>(),
+        ) {
+            let zone = if us {
+                Zone::new(-5 * 3600, Some(DstRule::Us))
+            } else {
+                Zone::new(3600, Some(DstRule::Eu))
+            }
+            .expect("offset in range");
+            let schedule = Schedule::Daily(TimeOfDay { hour, minute });
+            let mut t = UnixTime(start);
+            let mut last_day: Option<i64> = None;
+            for _ in 0..370 {
+                let next = next_after(&schedule, t, &zone).expect("daily runs");
+                prop_assert!(next > t);
+                let naive = zone.to_naive(next);
+                let day = naive.div_euclid(DAY);
+                if let Some(prev) = last_day {
+                    prop_assert_eq!(day, prev + 1, "at {}", next.stamp());
+                }
+                let at = naive.rem_euclid(DAY);
+                let want = i64::from(hour) * HOUR + i64::from(minute) * 60;
+                // Either on time or, in a skipped hour, just after the jump.
+                prop_assert!(at == want || (at > want && at - want <= HOUR), "at {}", next.stamp());
+                last_day = Some(day);
+                t = next;
+            }
+        }
     }
 }
