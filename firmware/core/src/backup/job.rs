@@ -20,7 +20,8 @@
 //!   run removes the leftover before taking a new snapshot.
 //! - **Alerts**: when a run fails (not when cancelled), and once when the
 //!   job has not succeeded within twice its schedule's
-//!   [`schedule::interval`] of its last success (or of its creation).
+//!   [`schedule::interval`] of the end of its last success (or of its
+//!   creation); the once-flag is not persisted, so a restart may repeat it.
 //!
 //! Actions are carried out in order, each finished before the next, and
 //! each reports back with an [`Event`] naming the run it belongs to; events
@@ -918,15 +919,13 @@ mod tests {
                     }
                 };
                 // Model the snapshot from the reports the job accepts.
-                if let Event::Done { run, done } = &event {
-                    if let Some((id, step)) = inflight {
-                        if *run == id && done_for(step) == *done {
-                            match done {
-                                Done::SnapshotTaken => snapshot = true,
-                                Done::SnapshotRemoved => snapshot = false,
-                                _ => {}
-                            }
-                        }
+                if let Event::Done { run, done } = &event
+                    && inflight.is_some_and(|(id, step)| *run == id && done_for(step) == *done)
+                {
+                    match done {
+                        Done::SnapshotTaken => snapshot = true,
+                        Done::SnapshotRemoved => snapshot = false,
+                        _ => {}
                     }
                 }
                 actions = job.handle(event, now);
