@@ -1,12 +1,13 @@
 //! The head's web page, without the web server (DESIGN §12, issue 7).
 //!
-//! Owns what the page decides: its HTML ([`html`]), who is logged in and
-//! with which CSRF token ([`session`]), how fast wrong passwords may be
-//! tried ([`limit`]), and the small parsers for what a browser sends (form
-//! bodies, cookies). No sockets and no clock: the daemon's web thread
+//! Owns what the page decides: what each request gets ([`app`]), its HTML
+//! ([`html`]), who is logged in and with which CSRF token ([`session`]),
+//! how fast wrong passwords may be tried ([`limit`]), and the small parsers
+//! for what a browser sends (form bodies, cookies). No sockets and no clock: the daemon's web thread
 //! passes in request bytes, the current time and a random seed, and fetches
 //! every fact it shows from the supervisor over the local socket.
 
+pub mod app;
 pub mod html;
 pub mod limit;
 pub mod session;
