@@ -62,8 +62,8 @@ check-layering:
 test-qemu: qemu-image
 	tests/qemu/all --image $(BUILD)/qemu
 
-bench: deps firmware
-	@for b in bench/*/run; do echo "== $$b"; $$b || exit 1; done
+bench: deps firmware qemu-image
+	@for b in bench/*/run; do echo "== $$b"; OPIE=$(OPIE_BIN) IMAGE=$(BUILD)/qemu $$b || exit 1; done
 
 fuzz:
 	@tools/fuzz

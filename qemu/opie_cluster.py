@@ -106,7 +106,7 @@ class Node:
 class Cluster:
     def __init__(self, heads=1, isus=2, client=False, image=None, run_dir=None, mem=512,
                  data_disks=1, data_disk_mib=128, state_disk_mib=16, web_port=None,
-                 log_dir=None, extra_cmdline=None, leased_isus=False):
+                 log_dir=None, extra_cmdline=None, leased_isus=False, head_data_disks=0):
         if heads < 0 or isus < 0 or heads + isus + bool(client) == 0:
             raise ClusterError("a cluster needs at least one node")
         if heads > 2 or isus > 88:
@@ -130,6 +130,9 @@ class Cluster:
         self.extra_cmdline = extra_cmdline or {}
         # ISUs without opie.storage_addr lease their address from the head.
         self.leased_isus = leased_isus
+        # Local data disks on heads (benchmarks compare local md with md
+        # over NBD in the same VM).
+        self.head_data_disks = head_data_disks
         self.nodes = {}
         for i in range(heads):
             n = Node(f"head{i + 1}", "head", i, f"{STORAGE_NET}.{i + 1}")
@@ -243,8 +246,9 @@ class Cluster:
         disks = []
         if node.role != "client":
             disks.append(self._disk(os.path.join(r, f"{node.name}-state.img"), self.state_disk_mib, fresh))
-        if node.role == "isu":
-            for d in range(self.data_disks):
+        local_disks = {"isu": self.data_disks, "head": self.head_data_disks}.get(node.role, 0)
+        if local_disks:
+            for d in range(local_disks):
                 disks.append(self._disk(os.path.join(r, f"{node.name}-data{d}.img"), self.data_disk_mib, fresh))
         node.disks = disks
         for i, path in enumerate(disks):
