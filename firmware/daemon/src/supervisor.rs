@@ -180,16 +180,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Role::Isu => Some(Ctrl::Connect),
         Role::Unconfigured => None,
     };
-    // A head appliance serves the web page on its LAN side (DESIGN §12); the
-    // page reads and changes everything through the local socket.
-    let lan_page = (args.appliance && config.role == Role::Head).then(|| web::spawn(web::LAN_LISTEN, socket.clone()));
-    let _web = match lan_page {
-        Some(Err(e)) => {
-            alert(&mut alerts, e.to_string());
-            None
-        }
-        started => started.and_then(Result::ok),
-    };
+    // A head appliance serves the web page on its LAN side (DESIGN §12), as
+    // a child process that reads and changes everything through the local
+    // socket; a crash in it never takes the supervisor along.
+    if args.appliance && config.role == Role::Head {
+        EXECUTOR.spawn(web::supervise(web::LAN_LISTEN, socket.clone())).detach();
+    }
     // Where the head is before any lease says so: the command line, or on
     // the appliance the boot parameter or the default .1 of a static
     // storage subnet. A host (a test, a developer's machine) connects only

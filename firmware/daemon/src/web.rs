@@ -7,12 +7,16 @@
 //! every fact it shows and every change it makes goes through the
 //! supervisor's local socket, one request at a time, like the serial
 //! console.
+//!
+//! A head appliance's supervisor runs it as a child process
+//! ([`supervise`]) and starts it again if it exits: with `panic = "abort"`
+//! a crash in the page must not take the node's state owner along. The
+//! child stops by itself when the supervisor that started it is gone.
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::process::parent_id;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -20,6 +24,7 @@ use opie_core::api::Request as ApiRequest;
 use opie_core::config::PasswordHash;
 use opie_core::status::StatusReport;
 use opie_core::web::app::{App, BODY_LIMIT, Body, Content, Method, Request, Supervisor};
+use smol::Timer;
 use thiserror::Error;
 use tiny_http::{Header, Server};
 
@@ -30,6 +35,8 @@ use crate::{DEFAULT_SOCKET, local, logging};
 pub const LAN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
 /// How often the server looks whether it should stop.
 const POLL: Duration = Duration::from_millis(250);
+/// Pause before starting a web page that exited.
+const RESTART_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,6 +46,10 @@ pub struct Args {
     /// The supervisor's local socket.
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Stop when the process that started this one exits (the supervisor
+    /// passes it, so a restarted supervisor's page can take the port).
+    #[arg(long, hide = true)]
+    stop_with_parent: bool,
 }
 
 /// Errors that keep the web page from starting.
@@ -55,42 +66,37 @@ pub enum WebError {
     Serve(std::io::Error),
 }
 
-/// `opie web`: serves until the process is killed.
+/// `opie web`: serves until the process is killed (or, with
+/// `--stop-with-parent`, until its parent exits).
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     logging::init("opie-web");
     let server = listen(args.listen)?;
-    let (_keep, stop) = mpsc::channel();
-    serve(server, &args.socket, &stop)?;
+    let parent = parent_id();
+    serve(server, &args.socket, || args.stop_with_parent && parent_id() != parent)?;
     Ok(())
 }
 
-/// A web page served on a thread of its own; dropping it stops the thread.
-#[derive(Debug)]
-pub struct WebThread {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for WebThread {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+/// Runs `opie web --listen LISTEN` for the supervisor at `socket` as a
+/// child process for as long as the supervisor runs, starting it again
+/// when it exits.
+pub async fn supervise(listen: SocketAddr, socket: PathBuf) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/opie"));
+    loop {
+        let mut command = smol::process::Command::new(&exe);
+        command.arg("web").arg("--listen").arg(listen.to_string()).arg("--socket").arg(&socket);
+        let outcome = match command.arg("--stop-with-parent").spawn() {
+            Ok(mut child) => {
+                info!("web page started on {listen}");
+                match child.status().await {
+                    Ok(status) => format!("web page exited ({status})"),
+                    Err(e) => format!("web page lost: {e}"),
+                }
+            }
+            Err(e) => format!("web page cannot start: {e}"),
+        };
+        warn!("{outcome}; starting it again in {}s", RESTART_AFTER.as_secs());
+        Timer::after(RESTART_AFTER).await;
     }
-}
-
-/// Opens `addr` now (so the caller can report a failure) and serves the
-/// page on a new thread.
-pub fn spawn(addr: SocketAddr, socket: PathBuf) -> Result<WebThread, WebError> {
-    let server = listen(addr)?;
-    let (keep, stop) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        if let Err(e) = serve(server, &socket, &stop) {
-            warn!("{e}");
-        }
-    });
-    Ok(WebThread { stop: Some(keep), thread: Some(thread) })
 }
 
 fn listen(addr: SocketAddr) -> Result<Server, WebError> {
@@ -116,12 +122,12 @@ impl Supervisor for LocalSocket<'_> {
     }
 }
 
-/// Answers requests until `stop` is sent to or its sender dropped.
-fn serve(server: Server, socket: &Path, stop: &Receiver<()>) -> Result<(), WebError> {
+/// Answers requests until `stop` says so.
+fn serve(server: Server, socket: &Path, stop: impl Fn() -> bool) -> Result<(), WebError> {
     let seed = opie_sys::random::bytes::<32>().map_err(WebError::Random)?;
     let mut app = App::new(seed);
     let started = Instant::now();
-    while let Err(TryRecvError::Empty) = stop.try_recv() {
+    while !stop() {
         let Some(request) = server.recv_timeout(POLL).map_err(WebError::Serve)? else { continue };
         answer(&mut app, request, started.elapsed().as_secs(), &mut LocalSocket(socket));
     }

@@ -44,9 +44,10 @@ fn set_password(socket: &Path, password: &str) {
     assert!(matches!(answer, Response::Applied { confirm_within_secs: None, .. }), "{answer:?}");
 }
 
-/// A running `opie web`, killed when dropped.
+/// A running `opie web` on `port`; a child of this test is killed when
+/// dropped.
 struct WebServer {
-    child: Child,
+    child: Option<Child>,
     port: u16,
 }
 
@@ -64,7 +65,7 @@ impl WebServer {
             assert!(Instant::now() < deadline, "opie web did not listen");
             sleep(Duration::from_millis(20));
         }
-        WebServer { child, port }
+        WebServer { child: Some(child), port }
     }
 
     /// One HTTP/1.1 request; the answer's status, header block and body.
@@ -99,8 +100,10 @@ impl WebServer {
 
 impl Drop for WebServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -243,4 +246,36 @@ fn log_in_adopt_an_isu_with_csrf_and_log_out() {
     assert_eq!(locked.status, 429, "{locked:?}");
     assert!(locked.body.contains("Too many wrong passwords"), "{}", locked.body);
     assert!(locked.header("Set-Cookie").is_none(), "{locked:?}");
+}
+
+#[test]
+fn without_a_supervisor_the_page_says_so_and_it_stops_with_its_parent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("nobody.sock");
+    let port = free_port();
+    // A parent that starts the page and exits, as a dying supervisor would.
+    let mut parent = Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" web --listen \"$1\" --socket \"$2\" --stop-with-parent 2>/dev/null & sleep 1")
+        .arg(OPIE)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&socket)
+        .spawn()
+        .expect("spawn sh");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "opie web did not listen");
+        sleep(Duration::from_millis(20));
+    }
+    let web = WebServer { child: None, port };
+    let page = web.get("/login", None);
+    assert_eq!(page.status, 503, "{page:?}");
+    assert!(page.body.contains("The supervisor did not answer"), "{}", page.body);
+
+    assert!(parent.wait().expect("sh").success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "opie web outlived its parent");
+        sleep(Duration::from_millis(50));
+    }
 }
