@@ -44,7 +44,7 @@ qemu-image: deps firmware
 	qemu/build-image --opie $(OPIE_BIN) --out $(BUILD)/qemu
 
 demo: qemu-image
-	qemu/cluster up --heads 1 --isus 2 --image $(BUILD)/qemu --run-dir $(BUILD)/demo
+	qemu/cluster up --heads 1 --isus 2 --leased-isus --image $(BUILD)/qemu --run-dir $(BUILD)/demo
 
 demo-down:
 	qemu/cluster down --run-dir $(BUILD)/demo
