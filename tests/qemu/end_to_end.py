@@ -137,6 +137,8 @@ def main():
         check("every ISU has its own address", len(set(first.values())) == len(ISUS), f"{first}")
         rc, out = c.shell("isu1", "ip -4 addr show dev eth0")
         check("isu1's leased address is on eth0", first["isu1"] and f"inet {first['isu1']}/24" in out, out)
+        counters = status_until(c, "head1", r"^lease server: \d+ received, \d+ offers, ([3-9]|\d\d+) acks")
+        check("the head's status counts the lease exchanges", counters)
         pending = status_until(c, "head1", r"(?s)(isu: \S+ key \S+ pending adoption.*){3}")
         check("head lists three ISUs pending adoption", pending)
         _, head_status = c.shell("head1", "opie status")
@@ -201,7 +203,8 @@ def main():
         _, out = c.shell("head1", "opie status")
         t_degraded = time.monotonic()
         reboot(c, ["head1", "isu1", "isu3"])
-        online = status_until(c, "head1", r"^storage: group g1: online$", timeout=180 + MEMBER_WAIT)
+        online = status_until(c, "head1", r"^storage: group g1: online; group g1 is degraded: \S+ is missing",
+                              timeout=180 + MEMBER_WAIT)
         check(f"with one member off, the group starts degraded after the {MEMBER_WAIT} s member wait", online)
         print(f"reboot to degraded storage online: {time.monotonic() - t_degraded:.1f} s", flush=True)
         rc, out = c.shell("head1", "cat /proc/mdstat")

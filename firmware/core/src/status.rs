@@ -75,6 +75,9 @@ pub struct StatusReport {
     pub export: Option<String>,
     /// Head: its RAID group's start-up, in words.
     pub storage: Option<String>,
+    /// Head: the storage-net lease server's counters (exchanges, drops by
+    /// reason), in words.
+    pub lease_server: Option<String>,
     /// Problems the administrator should see, newest last.
     pub alerts: Vec<String>,
 }
@@ -112,6 +115,9 @@ impl StatusReport {
         let _ = writeln!(out, "uptime: {}s", self.uptime_secs);
         if let Some(lease) = &self.lease {
             let _ = writeln!(out, "lease: {lease}");
+        }
+        if let Some(counters) = &self.lease_server {
+            let _ = writeln!(out, "lease server: {counters}");
         }
         if let Some(storage) = &self.storage {
             let _ = writeln!(out, "storage: {storage}");
@@ -167,6 +173,7 @@ mod tests {
                 reported: None,
             }],
             head_link: Some("connected to 10.77.0.1:7780".into()),
+            lease_server: Some("4 received, 2 offers, 2 acks, 0 naks, 0 declines, 0 dropped".into()),
             alerts: vec!["state disk /dev/vda was blank and has been formatted".into()],
             ..StatusReport::default()
         }
@@ -188,6 +195,7 @@ mod tests {
         assert!(text.contains("alert: state disk"), "{text}");
         assert!(text.contains("isu: ISU-9 key aaaa-bbbb-cccc-dddd-eeee pending adoption, connected"), "{text}");
         assert!(text.contains("head link: connected to 10.77.0.1:7780"), "{text}");
+        assert!(text.contains("lease server: 4 received, 2 offers, 2 acks"), "{text}");
         assert!(text.lines().all(|l| l.len() <= 80), "{text}");
     }
 }

@@ -142,7 +142,7 @@ pub fn run(args: Args) -> Result<(), LeaseServeError> {
             }
             Ok(())
         };
-        serve(service, requests).or(forward).await
+        serve(service, requests, |_| {}).or(forward).await
     })
 }
 
@@ -194,9 +194,17 @@ enum Wake {
     Control(Option<Control>),
 }
 
-/// Serves until told to stop (or the control channel closes).
-pub async fn serve(service: Service, control: Receiver<Control>) -> Result<(), LeaseServeError> {
+/// Serves until told to stop (or the control channel closes). The
+/// counters go to `on_counters` whenever a wake-up changed them (the
+/// supervisor shows them in `opie status`).
+pub async fn serve(
+    service: Service,
+    control: Receiver<Control>,
+    mut on_counters: impl FnMut(&Counters),
+) -> Result<(), LeaseServeError> {
     let Service { mut server, mut store, socket, mut live } = service;
+    let mut reported = *server.counters();
+    on_counters(&reported);
     let socket = Async::new(socket)?;
     let mut buf = vec![0u8; MAX_LEN + 1];
     let mut actions = Vec::new();
@@ -251,6 +259,10 @@ pub async fn serve(service: Service, control: Receiver<Control>) -> Result<(), L
                     store.compact(&snapshot)?;
                 }
             }
+        }
+        if *server.counters() != reported {
+            reported = *server.counters();
+            on_counters(&reported);
         }
     }
 }

@@ -45,6 +45,8 @@ pub enum Event {
     Ctrl(CtrlEvent),
     /// The storage-net lease client's news.
     Lease(LeaseUpdate),
+    /// Head: the lease server's counters, in words.
+    LeaseCounters(String),
     /// The ISU's NBD export came up or went down.
     Export(ExportUpdate),
     /// Head: a storage step finished.
@@ -264,6 +266,7 @@ impl Node {
             }
             Event::Ctrl(event) => self.on_ctrl(event),
             Event::Lease(update) => self.on_lease(update),
+            Event::LeaseCounters(words) => self.report.lease_server = Some(words),
             Event::Storage(result) => {
                 let now = self.started.elapsed();
                 match result {
@@ -643,7 +646,10 @@ impl Node {
             Export::Down(why) => (IsuState::NbdDown, Vec::new(), why.clone()),
         };
         let report = IsuReport { state, epoch: 0, exports, detail };
-        self.report.export = Some(describe(&report));
+        self.report.export = Some(match &self.export {
+            Export::WaitingForAdoption | Export::Starting => report.detail.clone(),
+            Export::Up(_) | Export::Down(_) => describe(&report),
+        });
         for link in self.links.values() {
             let _ = link.outbox.try_send(Message::Status(report.clone()));
         }

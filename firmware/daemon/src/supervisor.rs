@@ -484,7 +484,11 @@ async fn event_loop(mut node: Node, socket: &Path, tasks: Tasks) -> Result<(), S
                 // The sender stays in this task: the server runs as long as
                 // the supervisor does.
                 let (_keep, control) = smol::channel::bounded(1);
-                if let Err(e) = lease_serve::serve(service, control).await {
+                let counters = events.clone();
+                let report = move |c: &opie_core::lease::Counters| {
+                    let _ = counters.try_send(Event::LeaseCounters(c.summary()));
+                };
+                if let Err(e) = lease_serve::serve(service, control, report).await {
                     let _ = events.send(Event::Alert(format!("lease server stopped: {e}"))).await;
                 }
             })

@@ -75,6 +75,25 @@ impl Counters {
     pub fn dropped(&self) -> u64 {
         self.fields().iter().filter(|(n, _)| n.starts_with("dropped_")).map(|(_, v)| v).sum()
     }
+
+    /// One line for `opie status`: the exchanges, and each drop reason
+    /// that occurred.
+    pub fn summary(&self) -> String {
+        let reasons: Vec<String> = self
+            .fields()
+            .iter()
+            .filter(|(n, v)| n.starts_with("dropped_") && *v > 0)
+            .map(|(n, v)| format!("{} {v}", n.trim_start_matches("dropped_").replace('_', " ")))
+            .collect();
+        let dropped = match reasons.is_empty() {
+            true => "0 dropped".to_string(),
+            false => format!("{} dropped ({})", self.dropped(), reasons.join(", ")),
+        };
+        format!(
+            "{} received, {} offers, {} acks, {} naks, {} declines, {dropped}",
+            self.received, self.offers, self.acks, self.naks, self.declines
+        )
+    }
 }
 
 impl fmt::Display for Counters {
@@ -90,6 +109,20 @@ impl fmt::Display for Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_names_only_the_drop_reasons_seen() {
+        let mut c = Counters::default();
+        assert_eq!(c.summary(), "0 received, 0 offers, 0 acks, 0 naks, 0 declines, 0 dropped");
+        c.received = 9;
+        c.acks = 2;
+        c.dropped_bad_hlen = 3;
+        c.dropped_rate_limited = 4;
+        assert_eq!(
+            c.summary(),
+            "9 received, 0 offers, 2 acks, 0 naks, 0 declines, 7 dropped (bad hlen 3, rate limited 4)"
+        );
+    }
 
     #[test]
     fn prints_every_counter_and_sums_drops() {
