@@ -465,12 +465,11 @@ impl Head {
         if now >= self.next_beat {
             self.send_beats(now, out);
         }
-        if let Phase::Asking { claim, since, .. } = &self.phase {
-            if now >= *since + self.cfg.grant_timeout {
+        if let Phase::Asking { claim, since, .. } = &self.phase
+            && now >= *since + self.cfg.grant_timeout {
                 let epoch = claim.epoch;
                 self.abandon(epoch, now, out);
             }
-        }
         if self.role == Role::Passive
             && matches!(self.phase, Phase::Idle)
             && now >= self.retry_at
@@ -619,11 +618,10 @@ impl Head {
         self.consider(w.grant.as_ref(), now, out);
         // An ISU that missed the grant (cut off during the takeover) is
         // asked again, as the NBD reconnect with the current claim would.
-        if behind && self.role == Role::Active {
-            if let Some(k) = &self.known {
+        if behind && self.role == Role::Active
+            && let Some(k) = &self.known {
                 out.push(Action::AskGrant(k.clone()));
             }
-        }
         let hears_peer = w.hears_holder && w.grant.as_ref().is_some_and(|g| g.head == self.cfg.peer);
         let hears_me =
             w.hears_holder && w.grant.as_ref().is_some_and(|g| g.head == self.cfg.me && Some(g) == self.known.as_ref());
@@ -691,11 +689,10 @@ impl Head {
             return;
         }
         out.push(Action::Event(Event::StepTook { step, took: now.saturating_sub(started) }));
-        if steps == TAKEOVER {
-            if let Some(f) = self.failover.as_mut() {
+        if steps == TAKEOVER
+            && let Some(f) = self.failover.as_mut() {
                 f.steps.push(StepTiming { step, started, finished: now });
             }
-        }
         if !ok && steps == TAKEOVER {
             out.push(Action::Event(Event::StepFailed { step }));
             self.start_step_down(now, out);

@@ -264,18 +264,17 @@ impl SimNet {
         if self.cut.contains(&(a, b, path)) {
             return;
         }
-        if let Some(&pct) = self.drops.get(&(from, to)) {
-            if self.next_rand() % 100 < u64::from(pct) {
+        if let Some(&pct) = self.drops.get(&(from, to))
+            && self.next_rand() % 100 < u64::from(pct) {
                 return;
             }
-        }
         let at = self.now() + Duration::from_millis(1);
         self.queue.push(Packet { from, to, path, at, msg });
     }
 
     fn persist(&mut self, n: NodeId, g: Grant) {
-        if let Some(old) = &self.persisted[n] {
-            if g.epoch < old.epoch {
+        if let Some(old) = &self.persisted[n]
+            && g.epoch < old.epoch {
                 self.violations.push(format!(
                     "{:?}: {} persisted epoch {} after {}",
                     self.now(),
@@ -284,7 +283,6 @@ impl SimNet {
                     old.epoch
                 ));
             }
-        }
         self.persisted[n] = Some(g);
     }
 
@@ -376,11 +374,10 @@ impl SimNet {
     fn check(&mut self) {
         let actives = self.actives();
         self.max_active = self.max_active.max(actives.len());
-        if let [(_, ea), (_, eb)] = actives[..] {
-            if ea == eb {
+        if let [(_, ea), (_, eb)] = actives[..]
+            && ea == eb {
                 self.violations.push(format!("{:?}: both heads active at epoch {ea}", self.now()));
             }
-        }
     }
 
     /// Runs for `d` of simulated time.

@@ -46,11 +46,14 @@ fn passive() -> Head {
     h
 }
 
+/// A change to a valid config and the error it must cause.
+type BadConfig = (fn(&mut HaConfig), HaError);
+
 #[test]
 fn config_validation_table() {
     let ok = cfg();
     assert_eq!(ok.validate(), Ok(()));
-    let table: &[(fn(&mut HaConfig), HaError)] = &[
+    let table: &[BadConfig] = &[
         (|c| c.heartbeat = Duration::ZERO, HaError::Heartbeat),
         (|c| c.heartbeat = Duration::from_secs(1), HaError::Heartbeat),
         (|c| c.dead_time = Duration::from_millis(399), HaError::DeadTime),
