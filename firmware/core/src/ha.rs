@@ -466,10 +466,11 @@ impl Head {
             self.send_beats(now, out);
         }
         if let Phase::Asking { claim, since, .. } = &self.phase
-            && now >= *since + self.cfg.grant_timeout {
-                let epoch = claim.epoch;
-                self.abandon(epoch, now, out);
-            }
+            && now >= *since + self.cfg.grant_timeout
+        {
+            let epoch = claim.epoch;
+            self.abandon(epoch, now, out);
+        }
         if self.role == Role::Passive
             && matches!(self.phase, Phase::Idle)
             && now >= self.retry_at
@@ -618,10 +619,12 @@ impl Head {
         self.consider(w.grant.as_ref(), now, out);
         // An ISU that missed the grant (cut off during the takeover) is
         // asked again, as the NBD reconnect with the current claim would.
-        if behind && self.role == Role::Active
-            && let Some(k) = &self.known {
-                out.push(Action::AskGrant(k.clone()));
-            }
+        if behind
+            && self.role == Role::Active
+            && let Some(k) = &self.known
+        {
+            out.push(Action::AskGrant(k.clone()));
+        }
         let hears_peer = w.hears_holder && w.grant.as_ref().is_some_and(|g| g.head == self.cfg.peer);
         let hears_me =
             w.hears_holder && w.grant.as_ref().is_some_and(|g| g.head == self.cfg.me && Some(g) == self.known.as_ref());
@@ -690,9 +693,10 @@ impl Head {
         }
         out.push(Action::Event(Event::StepTook { step, took: now.saturating_sub(started) }));
         if steps == TAKEOVER
-            && let Some(f) = self.failover.as_mut() {
-                f.steps.push(StepTiming { step, started, finished: now });
-            }
+            && let Some(f) = self.failover.as_mut()
+        {
+            f.steps.push(StepTiming { step, started, finished: now });
+        }
         if !ok && steps == TAKEOVER {
             out.push(Action::Event(Event::StepFailed { step }));
             self.start_step_down(now, out);

@@ -226,16 +226,37 @@ pub enum ShareCommand {
     List,
     /// A new share on `pool` (default: the one mounted data volume) in
     /// directory `path` (default: the share's name).
-    Create { name: String, pool: Option<String>, path: Option<String>, edit: ShareEdit },
-    Change { name: String, edit: ShareEdit },
+    Create {
+        name: String,
+        pool: Option<String>,
+        path: Option<String>,
+        edit: ShareEdit,
+    },
+    Change {
+        name: String,
+        edit: ShareEdit,
+    },
     /// Stop serving a share; its directory and files stay.
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
     /// Add a user (`create`) or change a user's password.
-    SetUser { name: String, nt_hash: NtHash, create: bool },
-    RemoveUser { name: String },
+    SetUser {
+        name: String,
+        nt_hash: NtHash,
+        create: bool,
+    },
+    RemoveUser {
+        name: String,
+    },
     /// Create a group or replace its members.
-    SetGroup { name: String, members: Vec<String> },
-    RemoveGroup { name: String },
+    SetGroup {
+        name: String,
+        members: Vec<String>,
+    },
+    RemoveGroup {
+        name: String,
+    },
     /// Serve what the record says now (after a data volume was mounted,
     /// or after fixing what made an earlier apply fail).
     Apply,
@@ -308,11 +329,7 @@ fn check_name(what: &'static str, name: &str, max: usize, lower_only: bool) -> R
     let first = name.as_bytes()[0];
     let first_ok = if lower_only { first.is_ascii_lowercase() || first == b'_' } else { first.is_ascii_alphanumeric() };
     if !first_ok {
-        return bad(if lower_only {
-            "start with a lowercase letter or '_'"
-        } else {
-            "start with a letter or digit"
-        });
+        return bad(if lower_only { "start with a lowercase letter or '_'" } else { "start with a letter or digit" });
     }
     let ok = |b: u8| {
         if lower_only {
@@ -411,8 +428,13 @@ pub fn data_volume_mounts(mounts: &[crate::storage::mounts::Mount]) -> Vec<Strin
         .iter()
         .filter(|m| m.fstype == "ext4")
         .filter(|m| {
-            let lvm = m.source.strip_prefix("/dev/opie_").and_then(|r| r.strip_suffix("/data")).is_some_and(|g| !g.contains('/'));
-            let mapper = m.source.strip_prefix("/dev/mapper/opie_").is_some_and(|r| r.ends_with("-data") && !r.contains('/'));
+            let lvm = m
+                .source
+                .strip_prefix("/dev/opie_")
+                .and_then(|r| r.strip_suffix("/data"))
+                .is_some_and(|g| !g.contains('/'));
+            let mapper =
+                m.source.strip_prefix("/dev/mapper/opie_").is_some_and(|r| r.ends_with("-data") && !r.contains('/'));
             lvm || mapper
         })
         .map(|m| m.target.clone())
@@ -473,7 +495,11 @@ impl Shares {
             }
             for m in &g.members {
                 if !users.contains(m.as_str()) {
-                    return Err(ShareError::UnknownMember { share: format!("@{}", g.name), what: "user", name: m.clone() });
+                    return Err(ShareError::UnknownMember {
+                        share: format!("@{}", g.name),
+                        what: "user",
+                        name: m.clone(),
+                    });
                 }
             }
         }
@@ -543,7 +569,14 @@ impl Shares {
         let mut next = self.clone();
         let fsid = next.next_fsid;
         next.next_fsid = fsid.checked_add(1).ok_or(ShareError::FsidsExhausted)?;
-        let mut share = Share { name: name.to_string(), pool: pool.to_string(), path: path.to_string(), fsid, nfs: None, smb: None };
+        let mut share = Share {
+            name: name.to_string(),
+            pool: pool.to_string(),
+            path: path.to_string(),
+            fsid,
+            nfs: None,
+            smb: None,
+        };
         apply_edit(&mut share, edit)?;
         next.shares.push(share);
         next.validate()?;
@@ -599,7 +632,9 @@ impl Shares {
             .iter()
             .filter(|s| s.smb.as_ref().is_some_and(|smb| smb.users.iter().any(|u| u == name)))
             .map(|s| format!("share {}", s.name))
-            .chain(self.groups.iter().filter(|g| g.members.iter().any(|m| m == name)).map(|g| format!("group {}", g.name)))
+            .chain(
+                self.groups.iter().filter(|g| g.members.iter().any(|m| m == name)).map(|g| format!("group {}", g.name)),
+            )
             .collect();
         if !users_of.is_empty() {
             return Err(ShareError::InUse { what: "user", name: name.to_string(), user_of: users_of.join(", ") });
@@ -737,8 +772,12 @@ impl Shares {
 
 /// A NetBIOS name from a host name: at most 15 characters, upper case.
 fn netbios(host: &str) -> String {
-    let mut n: String =
-        host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(15).collect::<String>().to_ascii_uppercase();
+    let mut n: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(15)
+        .collect::<String>()
+        .to_ascii_uppercase();
     if n.is_empty() {
         n = "OPIE".into();
     }
@@ -928,8 +967,21 @@ mod tests {
         assert_eq!(net("10.0.0.7").to_string(), "10.0.0.7/32");
         assert_eq!(net("0.0.0.0/0").to_string(), "0.0.0.0/0");
         let err = "192.168.77.5/24".parse::<Network>().expect_err("host bits");
-        assert_eq!(err.to_string(), "client network \"192.168.77.5/24\": host bits are set; the network is 192.168.77.0/24");
-        for bad in ["", "1.2.3/24", "1.2.3.4/33", "1.2.3.256/32", "a.b.c.d/8", "1.2.3.4/x", "1.2.3.4.5/32", "::1/128", "+1.2.3.4"] {
+        assert_eq!(
+            err.to_string(),
+            "client network \"192.168.77.5/24\": host bits are set; the network is 192.168.77.0/24"
+        );
+        for bad in [
+            "",
+            "1.2.3/24",
+            "1.2.3.4/33",
+            "1.2.3.256/32",
+            "a.b.c.d/8",
+            "1.2.3.4/x",
+            "1.2.3.4.5/32",
+            "::1/128",
+            "+1.2.3.4",
+        ] {
             assert!(bad.parse::<Network>().is_err(), "{bad:?} accepted");
         }
     }
@@ -944,7 +996,8 @@ mod tests {
             .and_then(|s| s.set_user("bob", nt_hash("password").expect("hash"), true))
             .and_then(|s| s.set_group("staff", &["bob".into(), "alice".into()]))
             .expect("users");
-        let docs = ShareEdit { smb: Some(true), smb_users: Some(vec!["alice".into()]), ..edit_nfs(&["192.168.77.0/24"]) };
+        let docs =
+            ShareEdit { smb: Some(true), smb_users: Some(vec!["alice".into()]), ..edit_nfs(&["192.168.77.0/24"]) };
         let s = s.create("docs", "/srv/g1", None, &docs).expect("docs");
         let pub_edit = ShareEdit {
             nfs_access: Some(Access::ReadOnly),
@@ -1051,15 +1104,22 @@ mod tests {
             msg(s.create("n", "/srv/g1", None, &ShareEdit { smb_users: Some(vec!["carol".into()]), ..e.clone() })),
             "share \"n\": user \"carol\" does not exist (add it first)"
         );
-        assert!(msg(s.create("n", "/srv/g1", None, &ShareEdit { smb_users: Some(vec!["@nogroup".into()]), ..e.clone() }))
-            .contains("group \"nogroup\" does not exist"));
-        assert!(msg(s.change("docs", &ShareEdit { nfs_access: Some(Access::ReadOnly), nfs_off: true, ..e.clone() }))
-            .contains("cannot turn NFS off"));
+        assert!(
+            msg(s.create("n", "/srv/g1", None, &ShareEdit { smb_users: Some(vec!["@nogroup".into()]), ..e.clone() }))
+                .contains("group \"nogroup\" does not exist")
+        );
+        assert!(
+            msg(s.change("docs", &ShareEdit { nfs_access: Some(Access::ReadOnly), nfs_off: true, ..e.clone() }))
+                .contains("cannot turn NFS off")
+        );
         assert_eq!(msg(s.change("nope", &e)), "no share named \"nope\"");
         assert_eq!(msg(s.set_user("alice", NtHash([0; 16]), true)), "user \"alice\" already exists");
         assert_eq!(msg(s.set_user("carol", NtHash([0; 16]), false)), "no user named \"carol\"");
         assert!(msg(s.set_user("Alice", NtHash([0; 16]), true)).contains("lowercase"));
-        assert_eq!(msg(s.remove_user("alice")), "user \"alice\" is still used by share docs, group staff; change that first");
+        assert_eq!(
+            msg(s.remove_user("alice")),
+            "user \"alice\" is still used by share docs, group staff; change that first"
+        );
         assert_eq!(msg(s.remove_group("staff")), "group \"staff\" is still used by share public; change that first");
         assert!(msg(s.set_group("crew", &["zed".into()])).contains("user \"zed\" does not exist"));
         assert!(s.remove("nope").is_err());
@@ -1069,7 +1129,9 @@ mod tests {
     #[test]
     fn change_remove_and_fsids_stay_stable() {
         let s = sample();
-        let s2 = s.change("docs", &ShareEdit { nfs_access: Some(Access::ReadOnly), smb: Some(false), ..ShareEdit::default() }).expect("change");
+        let s2 = s
+            .change("docs", &ShareEdit { nfs_access: Some(Access::ReadOnly), smb: Some(false), ..ShareEdit::default() })
+            .expect("change");
         let docs = s2.share("docs").expect("docs");
         assert_eq!(docs.nfs.as_ref().map(|n| n.access), Some(Access::ReadOnly));
         assert_eq!(docs.smb, None);
@@ -1137,7 +1199,8 @@ mod tests {
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                (0..SHARE_NAMES.len(), prop::option::of(0..PATHS.len()), edit()).prop_map(|(n, p, e)| Op::Create(n, p, e)),
+                (0..SHARE_NAMES.len(), prop::option::of(0..PATHS.len()), edit())
+                    .prop_map(|(n, p, e)| Op::Create(n, p, e)),
                 (0..SHARE_NAMES.len(), edit()).prop_map(|(n, e)| Op::Change(n, e)),
                 (0..SHARE_NAMES.len()).prop_map(Op::Remove),
                 (0..USERS.len()).prop_map(Op::AddUser),
@@ -1154,7 +1217,9 @@ mod tests {
                 Op::Remove(n) => s.remove(SHARE_NAMES[*n]).map(|(next, _)| next),
                 Op::AddUser(u) => s.set_user(USERS[*u], NtHash([*u as u8; 16]), true),
                 Op::RemoveUser(u) => s.remove_user(USERS[*u]),
-                Op::SetGroup(g, m) => s.set_group(GROUPS[*g], &m.iter().map(|u| USERS[*u].to_string()).collect::<Vec<_>>()),
+                Op::SetGroup(g, m) => {
+                    s.set_group(GROUPS[*g], &m.iter().map(|u| USERS[*u].to_string()).collect::<Vec<_>>())
+                }
                 Op::RemoveGroup(g) => s.remove_group(GROUPS[*g]),
             }
         }

@@ -16,11 +16,11 @@ mod logging;
 mod nbd_attach;
 mod nbd_fence;
 mod nbd_serve;
+mod node;
 mod settings;
 mod shares;
 mod storage;
 mod storage_link;
-mod node;
 mod supervisor;
 mod web;
 

@@ -60,7 +60,11 @@ impl Lab {
         for i in 0..clients {
             let ns = format!("opie-{tag}-{pid}-c{i}");
             ip(&["netns", "add", &ns]);
-            lab.clients.push((ns.clone(), format!("{tag}c{i}"), format!("02:00:00:77:{:02x}:{:02x}", pid % 256, i + 1)));
+            lab.clients.push((
+                ns.clone(),
+                format!("{tag}c{i}"),
+                format!("02:00:00:77:{:02x}:{:02x}", pid % 256, i + 1),
+            ));
             let (_, cif, mac) = lab.clients[i].clone();
             let sif = format!("{tag}s{i}");
             ip(&["link", "add", "name", &sif, "netns", &server_ns, "type", "veth", "peer", "name", &cif, "netns", &ns]);

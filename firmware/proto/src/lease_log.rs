@@ -220,9 +220,24 @@ mod tests {
 
     fn entries() -> Vec<Entry> {
         vec![
-            Entry { kind: EntryKind::Lease, mac: [2, 0, 0, 0, 0, 1], addr: Ipv4Addr::new(10, 77, 0, 100), until: 1_800_000_000 },
-            Entry { kind: EntryKind::Decline, mac: [2, 0, 0, 0, 0, 2], addr: Ipv4Addr::new(10, 77, 0, 101), until: 1_800_000_600 },
-            Entry { kind: EntryKind::Release, mac: [2, 0, 0, 0, 0, 1], addr: Ipv4Addr::new(10, 77, 0, 100), until: 1_800_000_001 },
+            Entry {
+                kind: EntryKind::Lease,
+                mac: [2, 0, 0, 0, 0, 1],
+                addr: Ipv4Addr::new(10, 77, 0, 100),
+                until: 1_800_000_000,
+            },
+            Entry {
+                kind: EntryKind::Decline,
+                mac: [2, 0, 0, 0, 0, 2],
+                addr: Ipv4Addr::new(10, 77, 0, 101),
+                until: 1_800_000_600,
+            },
+            Entry {
+                kind: EntryKind::Release,
+                mac: [2, 0, 0, 0, 0, 1],
+                addr: Ipv4Addr::new(10, 77, 0, 100),
+                until: 1_800_000_001,
+            },
         ]
     }
 

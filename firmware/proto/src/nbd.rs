@@ -187,10 +187,7 @@ impl<'a> Reader<'a> {
 
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], NbdError> {
         let need = self.pos.saturating_add(n);
-        let out = self.buf.get(self.pos..need).ok_or(NbdError::Truncated {
-            have: self.buf.len(),
-            need,
-        })?;
+        let out = self.buf.get(self.pos..need).ok_or(NbdError::Truncated { have: self.buf.len(), need })?;
         self.pos = need;
         Ok(out)
     }
@@ -215,11 +212,7 @@ impl<'a> Reader<'a> {
 
     fn magic64(&mut self, expected: u64) -> Result<(), NbdError> {
         let found = self.u64()?;
-        if found == expected {
-            Ok(())
-        } else {
-            Err(NbdError::BadMagic { found, expected })
-        }
+        if found == expected { Ok(()) } else { Err(NbdError::BadMagic { found, expected }) }
     }
 
     fn magic32(&mut self, expected: u32) -> Result<(), NbdError> {
@@ -227,10 +220,7 @@ impl<'a> Reader<'a> {
         if found == expected {
             Ok(())
         } else {
-            Err(NbdError::BadMagic {
-                found: found.into(),
-                expected: expected.into(),
-            })
+            Err(NbdError::BadMagic { found: found.into(), expected: expected.into() })
         }
     }
 
@@ -311,10 +301,7 @@ impl OptionHeader {
     pub fn parse(buf: &[u8]) -> Result<Self, NbdError> {
         let mut r = Reader::new(buf);
         r.magic64(IHAVEOPT)?;
-        Ok(OptionHeader {
-            option: r.u32()?,
-            length: r.u32()?,
-        })
+        Ok(OptionHeader { option: r.u32()?, length: r.u32()? })
     }
 
     #[must_use]
@@ -352,9 +339,7 @@ impl<'a> InfoRequest<'a> {
 
     /// The information types the client asked for, in order.
     pub fn requests(&self) -> impl Iterator<Item = u16> + 'a {
-        self.requested
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        self.requested.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
     }
 
     fn parse(option: u32, data: &'a [u8]) -> Result<Self, NbdError> {
@@ -362,10 +347,7 @@ impl<'a> InfoRequest<'a> {
         let bad = NbdError::BadInnerLength { option };
         let name_len = usize::try_from(r.u32().map_err(|_| bad.clone())?).unwrap_or(usize::MAX);
         if name_len > MAX_NAME_LEN {
-            return Err(NbdError::TooLong {
-                len: name_len as u64,
-                max: MAX_NAME_LEN as u64,
-            });
+            return Err(NbdError::TooLong { len: name_len as u64, max: MAX_NAME_LEN as u64 });
         }
         let name = utf8(r.bytes(name_len).map_err(|_| bad.clone())?)?;
         let count = usize::from(r.u16().map_err(|_| bad.clone())?);
@@ -408,27 +390,18 @@ impl<'a> ClientOption<'a> {
     /// data (its length already checked against [`MAX_OPTION_DATA`]).
     pub fn parse_data(option: u32, data: &'a [u8]) -> Result<Self, NbdError> {
         if data.len() > MAX_OPTION_DATA as usize {
-            return Err(NbdError::TooLong {
-                len: data.len() as u64,
-                max: MAX_OPTION_DATA.into(),
-            });
+            return Err(NbdError::TooLong { len: data.len() as u64, max: MAX_OPTION_DATA.into() });
         }
         match option {
             opt::EXPORT_NAME => {
                 if data.len() > MAX_NAME_LEN {
-                    return Err(NbdError::TooLong {
-                        len: data.len() as u64,
-                        max: MAX_NAME_LEN as u64,
-                    });
+                    return Err(NbdError::TooLong { len: data.len() as u64, max: MAX_NAME_LEN as u64 });
                 }
                 Ok(ClientOption::ExportName { name: utf8(data)? })
             }
             opt::ABORT => Ok(ClientOption::Abort),
             opt::LIST if data.is_empty() => Ok(ClientOption::List),
-            opt::LIST => Err(NbdError::UnexpectedData {
-                option,
-                len: len32(data),
-            }),
+            opt::LIST => Err(NbdError::UnexpectedData { option, len: len32(data) }),
             opt::INFO => Ok(ClientOption::Info(InfoRequest::parse(option, data)?)),
             opt::GO => Ok(ClientOption::Go(InfoRequest::parse(option, data)?)),
             _ => Ok(ClientOption::Other { option, data }),
@@ -440,18 +413,10 @@ impl<'a> ClientOption<'a> {
     pub fn parse(buf: &'a [u8]) -> Result<(Self, usize), NbdError> {
         let header = OptionHeader::parse(buf)?;
         if header.length > MAX_OPTION_DATA {
-            return Err(NbdError::TooLong {
-                len: header.length.into(),
-                max: MAX_OPTION_DATA.into(),
-            });
+            return Err(NbdError::TooLong { len: header.length.into(), max: MAX_OPTION_DATA.into() });
         }
         let total = OPTION_HEADER_LEN + header.length as usize;
-        let data = buf
-            .get(OPTION_HEADER_LEN..total)
-            .ok_or(NbdError::Truncated {
-                have: buf.len(),
-                need: total,
-            })?;
+        let data = buf.get(OPTION_HEADER_LEN..total).ok_or(NbdError::Truncated { have: buf.len(), need: total })?;
         Ok((Self::parse_data(header.option, data)?, total))
     }
 
@@ -477,10 +442,7 @@ impl<'a> ClientOption<'a> {
             ClientOption::Info(req) | ClientOption::Go(req) => req.emit_into(out),
             ClientOption::Other { data, .. } => out.extend_from_slice(data),
         }
-        let header = OptionHeader {
-            option: self.code(),
-            length: len32(&out[start + OPTION_HEADER_LEN..]),
-        };
+        let header = OptionHeader { option: self.code(), length: len32(&out[start + OPTION_HEADER_LEN..]) };
         out[start..start + OPTION_HEADER_LEN].copy_from_slice(&header.emit());
     }
 }
@@ -533,20 +495,11 @@ pub struct OptionReply {
 
 impl OptionReply {
     pub fn ack(option: u32) -> Self {
-        OptionReply {
-            option,
-            body: ReplyBody::Ack,
-        }
+        OptionReply { option, body: ReplyBody::Ack }
     }
 
     pub fn error(option: u32, code: u32, message: impl Into<String>) -> Self {
-        OptionReply {
-            option,
-            body: ReplyBody::Error {
-                code,
-                message: message.into(),
-            },
-        }
+        OptionReply { option, body: ReplyBody::Error { code, message: message.into() } }
     }
 
     /// The reply type on the wire.
@@ -569,10 +522,7 @@ impl OptionReply {
         let reply_type = r.u32()?;
         let length = r.u32()?;
         if length > MAX_OPTION_REPLY_DATA {
-            return Err(NbdError::TooLong {
-                len: length.into(),
-                max: MAX_OPTION_REPLY_DATA.into(),
-            });
+            return Err(NbdError::TooLong { len: length.into(), max: MAX_OPTION_REPLY_DATA.into() });
         }
         let data = r.bytes(length as usize)?;
         let body = Self::parse_body(option, reply_type, data)?;
@@ -585,10 +535,7 @@ impl OptionReply {
         let body = match reply_type {
             rep::ACK if data.is_empty() => ReplyBody::Ack,
             rep::ACK => {
-                return Err(NbdError::UnexpectedData {
-                    option,
-                    len: len32(data),
-                });
+                return Err(NbdError::UnexpectedData { option, len: len32(data) });
             }
             rep::SERVER => {
                 let n = r.u32().map_err(|_| bad.clone())? as usize;
@@ -607,24 +554,15 @@ impl OptionReply {
                         preferred: r.u32().map_err(|_| bad.clone())?,
                         max: r.u32().map_err(|_| bad.clone())?,
                     },
-                    _ => Info::Other {
-                        info_type,
-                        data: r.rest().to_vec(),
-                    },
+                    _ => Info::Other { info_type, data: r.rest().to_vec() },
                 };
                 if !r.rest().is_empty() {
                     return Err(bad);
                 }
                 ReplyBody::Info(info)
             }
-            code if code & (1 << 31) != 0 => ReplyBody::Error {
-                code,
-                message: utf8(data)?.to_owned(),
-            },
-            _ => ReplyBody::Other {
-                reply_type,
-                data: data.to_vec(),
-            },
+            code if code & (1 << 31) != 0 => ReplyBody::Error { code, message: utf8(data)?.to_owned() },
+            _ => ReplyBody::Other { reply_type, data: data.to_vec() },
         };
         Ok(body)
     }
@@ -648,11 +586,7 @@ impl OptionReply {
                 out.extend_from_slice(&size.to_be_bytes());
                 out.extend_from_slice(&flags.to_be_bytes());
             }
-            ReplyBody::Info(Info::BlockSize {
-                min,
-                preferred,
-                max,
-            }) => {
+            ReplyBody::Info(Info::BlockSize { min, preferred, max }) => {
                 out.extend_from_slice(&info::BLOCK_SIZE.to_be_bytes());
                 out.extend_from_slice(&min.to_be_bytes());
                 out.extend_from_slice(&preferred.to_be_bytes());
@@ -699,11 +633,7 @@ impl ExportNameReply {
         if !no_zeroes {
             r.bytes(124)?;
         }
-        Ok(ExportNameReply {
-            size,
-            flags,
-            no_zeroes,
-        })
+        Ok(ExportNameReply { size, flags, no_zeroes })
     }
 
     pub fn emit(&self, out: &mut Vec<u8>) {
@@ -740,13 +670,7 @@ impl Request {
     pub fn parse(buf: &[u8]) -> Result<Self, NbdError> {
         let mut r = Reader::new(buf);
         r.magic32(REQUEST_MAGIC)?;
-        Ok(Request {
-            flags: r.u16()?,
-            command: r.u16()?,
-            handle: r.u64()?,
-            offset: r.u64()?,
-            length: r.u32()?,
-        })
+        Ok(Request { flags: r.u16()?, command: r.u16()?, handle: r.u64()?, offset: r.u64()?, length: r.u32()? })
     }
 
     #[must_use]
@@ -780,10 +704,7 @@ impl SimpleReply {
     pub fn parse(buf: &[u8]) -> Result<Self, NbdError> {
         let mut r = Reader::new(buf);
         r.magic32(SIMPLE_REPLY_MAGIC)?;
-        Ok(SimpleReply {
-            error: r.u32()?,
-            handle: r.u64()?,
-        })
+        Ok(SimpleReply { error: r.u32()?, handle: r.u64()? })
     }
 
     #[must_use]
@@ -848,8 +769,7 @@ mod tests {
     /// client flags, then NBD_OPT_STRUCTURED_REPLY, then NBD_OPT_LIST.
     const GOLDEN_NBDINFO_LIST: &[u8] = &[
         0, 0, 0, 3, // client flags: FIXED_NEWSTYLE | NO_ZEROES
-        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 8, 0, 0, 0,
-        0, // STRUCTURED_REPLY
+        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 8, 0, 0, 0, 0, // STRUCTURED_REPLY
         0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 3, 0, 0, 0, 0, // LIST
     ];
 
@@ -857,8 +777,7 @@ mod tests {
     /// the client flags when STRUCTURED_REPLY was refused: NBD_OPT_GO for
     /// "disk" asking for NBD_INFO_BLOCK_SIZE.
     const GOLDEN_QEMU_GO: &[u8] = &[
-        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 7, 0, 0, 0,
-        12, // GO, 12 bytes
+        0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 7, 0, 0, 0, 12, // GO, 12 bytes
         0, 0, 0, 4, b'd', b'i', b's', b'k', // name
         0, 1, 0, 3, // one request: BLOCK_SIZE
     ];
@@ -872,65 +791,39 @@ mod tests {
             ClientOption::Info(InfoRequest::new("a", &[0, 3])),
             ClientOption::Go(InfoRequest::new("disk0", &[0, 0, 0, 3])),
             ClientOption::Go(InfoRequest::new("", &[])),
-            ClientOption::Other {
-                option: opt::STARTTLS,
-                data: &[],
-            },
-            ClientOption::Other {
-                option: opt::SET_META_CONTEXT,
-                data: &[0, 0, 0, 1, 2, 3],
-            },
+            ClientOption::Other { option: opt::STARTTLS, data: &[] },
+            ClientOption::Other { option: opt::SET_META_CONTEXT, data: &[0, 0, 0, 1, 2, 3] },
         ]
     }
 
     fn all_replies() -> Vec<OptionReply> {
         vec![
             OptionReply::ack(opt::GO),
-            OptionReply {
-                option: opt::LIST,
-                body: ReplyBody::Server {
-                    name: "disk0".into(),
-                },
-            },
+            OptionReply { option: opt::LIST, body: ReplyBody::Server { name: "disk0".into() } },
             OptionReply {
                 option: opt::INFO,
-                body: ReplyBody::Info(Info::Export {
-                    size: 1 << 40,
-                    flags: tflag::HAS_FLAGS | tflag::SEND_FLUSH,
-                }),
+                body: ReplyBody::Info(Info::Export { size: 1 << 40, flags: tflag::HAS_FLAGS | tflag::SEND_FLUSH }),
             },
             OptionReply {
                 option: opt::GO,
-                body: ReplyBody::Info(Info::BlockSize {
-                    min: 1,
-                    preferred: 4096,
-                    max: 32 << 20,
-                }),
+                body: ReplyBody::Info(Info::BlockSize { min: 1, preferred: 4096, max: 32 << 20 }),
             },
             OptionReply {
                 option: opt::GO,
-                body: ReplyBody::Info(Info::Other {
-                    info_type: info::DESCRIPTION,
-                    data: b"text".to_vec(),
-                }),
+                body: ReplyBody::Info(Info::Other { info_type: info::DESCRIPTION, data: b"text".to_vec() }),
             },
             OptionReply::error(opt::STARTTLS, rep::ERR_UNSUP, "no TLS"),
             OptionReply::error(opt::GO, rep::ERR_UNKNOWN, ""),
             OptionReply {
                 option: opt::LIST_META_CONTEXT,
-                body: ReplyBody::Other {
-                    reply_type: rep::META_CONTEXT,
-                    data: vec![0, 0, 0, 1, b'x'],
-                },
+                body: ReplyBody::Other { reply_type: rep::META_CONTEXT, data: vec![0, 0, 0, 1, b'x'] },
             },
         ]
     }
 
     #[test]
     fn greeting_layout_and_round_trip() {
-        let g = Greeting {
-            flags: FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES,
-        };
+        let g = Greeting { flags: FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES };
         let bytes = g.emit();
         assert_eq!(&bytes[..8], b"NBDMAGIC");
         assert_eq!(&bytes[8..16], b"IHAVEOPT");
@@ -943,11 +836,7 @@ mod tests {
         for option in all_options() {
             let mut out = Vec::new();
             option.emit(&mut out);
-            assert_eq!(
-                ClientOption::parse(&out),
-                Ok((option, out.len())),
-                "{option:?}"
-            );
+            assert_eq!(ClientOption::parse(&out), Ok((option, out.len())), "{option:?}");
             check_handshake_round_trip(&out);
         }
     }
@@ -965,11 +854,7 @@ mod tests {
     #[test]
     fn export_name_reply_round_trips_with_and_without_zeroes() {
         for no_zeroes in [false, true] {
-            let reply = ExportNameReply {
-                size: 12345,
-                flags: tflag::HAS_FLAGS,
-                no_zeroes,
-            };
+            let reply = ExportNameReply { size: 12345, flags: tflag::HAS_FLAGS, no_zeroes };
             let mut out = Vec::new();
             reply.emit(&mut out);
             assert_eq!(out.len(), reply.wire_len());
@@ -989,10 +874,7 @@ mod tests {
         let bytes = req.emit();
         assert_eq!(Request::parse(&bytes), Ok(req));
         check_request_round_trip(&bytes);
-        let reply = SimpleReply {
-            error: errno::EINVAL,
-            handle: 7,
-        };
+        let reply = SimpleReply { error: errno::EINVAL, handle: 7 };
         assert_eq!(SimpleReply::parse(&reply.emit()), Ok(reply));
         check_request_round_trip(&reply.emit());
     }
@@ -1004,10 +886,7 @@ mod tests {
             option.emit(&mut message);
             for cut in 0..message.len() {
                 assert!(
-                    matches!(
-                        ClientOption::parse(&message[..cut]),
-                        Err(NbdError::Truncated { .. })
-                    ),
+                    matches!(ClientOption::parse(&message[..cut]), Err(NbdError::Truncated { .. })),
                     "option prefix {cut} of {message:?}"
                 );
             }
@@ -1017,45 +896,22 @@ mod tests {
             reply.emit(&mut message);
             for cut in 0..message.len() {
                 assert!(
-                    matches!(
-                        OptionReply::parse(&message[..cut]),
-                        Err(NbdError::Truncated { .. })
-                    ),
+                    matches!(OptionReply::parse(&message[..cut]), Err(NbdError::Truncated { .. })),
                     "reply prefix {cut} of {message:?}"
                 );
             }
         }
         let greeting = Greeting { flags: 3 }.emit();
-        let request = Request {
-            flags: 0,
-            command: cmd::READ,
-            handle: 1,
-            offset: 2,
-            length: 3,
-        }
-        .emit();
-        let reply = SimpleReply {
-            error: 0,
-            handle: 9,
-        }
-        .emit();
+        let request = Request { flags: 0, command: cmd::READ, handle: 1, offset: 2, length: 3 }.emit();
+        let reply = SimpleReply { error: 0, handle: 9 }.emit();
         for cut in 0..GREETING_LEN {
-            assert!(matches!(
-                Greeting::parse(&greeting[..cut]),
-                Err(NbdError::Truncated { .. })
-            ));
+            assert!(matches!(Greeting::parse(&greeting[..cut]), Err(NbdError::Truncated { .. })));
         }
         for cut in 0..REQUEST_LEN {
-            assert!(matches!(
-                Request::parse(&request[..cut]),
-                Err(NbdError::Truncated { .. })
-            ));
+            assert!(matches!(Request::parse(&request[..cut]), Err(NbdError::Truncated { .. })));
         }
         for cut in 0..SIMPLE_REPLY_LEN {
-            assert!(matches!(
-                SimpleReply::parse(&reply[..cut]),
-                Err(NbdError::Truncated { .. })
-            ));
+            assert!(matches!(SimpleReply::parse(&reply[..cut]), Err(NbdError::Truncated { .. })));
         }
         for cut in 0..134 {
             let zeros = [0u8; 134];
@@ -1069,13 +925,7 @@ mod tests {
         assert_eq!(parse_client_flags(GOLDEN_NBDINFO_LIST), Ok(3));
         let rest = &GOLDEN_NBDINFO_LIST[CLIENT_FLAGS_LEN..];
         let (first, used) = ClientOption::parse(rest).expect("structured reply option");
-        assert_eq!(
-            first,
-            ClientOption::Other {
-                option: opt::STRUCTURED_REPLY,
-                data: &[]
-            }
-        );
+        assert_eq!(first, ClientOption::Other { option: opt::STRUCTURED_REPLY, data: &[] });
         let (second, used2) = ClientOption::parse(&rest[used..]).expect("list option");
         assert_eq!(second, ClientOption::List);
         assert_eq!(used + used2, rest.len());
@@ -1097,73 +947,35 @@ mod tests {
 
     #[test]
     fn oversized_and_inconsistent_lengths_are_refused() {
-        let huge = OptionHeader {
-            option: opt::GO,
-            length: u32::MAX,
-        }
-        .emit();
-        assert!(matches!(
-            ClientOption::parse(&huge),
-            Err(NbdError::TooLong { .. })
-        ));
+        let huge = OptionHeader { option: opt::GO, length: u32::MAX }.emit();
+        assert!(matches!(ClientOption::parse(&huge), Err(NbdError::TooLong { .. })));
         // GO whose name length points past the option data.
         let bad = [0, 0, 0, 9, b'a', 0, 0];
-        assert_eq!(
-            ClientOption::parse_data(opt::GO, &bad),
-            Err(NbdError::BadInnerLength { option: opt::GO })
-        );
+        assert_eq!(ClientOption::parse_data(opt::GO, &bad), Err(NbdError::BadInnerLength { option: opt::GO }));
         // GO whose request count disagrees with the bytes that follow.
         let bad = [0, 0, 0, 1, b'a', 0, 2, 0, 3];
-        assert_eq!(
-            ClientOption::parse_data(opt::GO, &bad),
-            Err(NbdError::BadInnerLength { option: opt::GO })
-        );
+        assert_eq!(ClientOption::parse_data(opt::GO, &bad), Err(NbdError::BadInnerLength { option: opt::GO }));
         let mut long_name = vec![0, 0, 0x10, 0x01];
         long_name.extend(std::iter::repeat_n(b'a', 4097));
         long_name.extend([0, 0]);
-        assert!(matches!(
-            ClientOption::parse_data(opt::INFO, &long_name),
-            Err(NbdError::TooLong { .. })
-        ));
+        assert!(matches!(ClientOption::parse_data(opt::INFO, &long_name), Err(NbdError::TooLong { .. })));
         assert_eq!(
             ClientOption::parse_data(opt::LIST, &[1]),
-            Err(NbdError::UnexpectedData {
-                option: opt::LIST,
-                len: 1
-            })
+            Err(NbdError::UnexpectedData { option: opt::LIST, len: 1 })
         );
-        assert_eq!(
-            ClientOption::parse_data(opt::EXPORT_NAME, &[0xff, 0xfe]),
-            Err(NbdError::InvalidUtf8)
-        );
+        assert_eq!(ClientOption::parse_data(opt::EXPORT_NAME, &[0xff, 0xfe]), Err(NbdError::InvalidUtf8));
         let mut reply = Vec::new();
         reply.extend_from_slice(&OPT_REPLY_MAGIC.to_be_bytes());
         reply.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(
-            OptionReply::parse(&reply),
-            Err(NbdError::TooLong { .. })
-        ));
+        assert!(matches!(OptionReply::parse(&reply), Err(NbdError::TooLong { .. })));
     }
 
     #[test]
     fn bad_magic_is_refused() {
-        let mut req = Request {
-            flags: 0,
-            command: 0,
-            handle: 0,
-            offset: 0,
-            length: 0,
-        }
-        .emit();
+        let mut req = Request { flags: 0, command: 0, handle: 0, offset: 0, length: 0 }.emit();
         req[0] ^= 1;
-        assert!(matches!(
-            Request::parse(&req),
-            Err(NbdError::BadMagic { .. })
-        ));
-        assert!(matches!(
-            OptionHeader::parse(b"GET / HTTP/1.1\r\n\r\n"),
-            Err(NbdError::BadMagic { .. })
-        ));
+        assert!(matches!(Request::parse(&req), Err(NbdError::BadMagic { .. })));
+        assert!(matches!(OptionHeader::parse(b"GET / HTTP/1.1\r\n\r\n"), Err(NbdError::BadMagic { .. })));
     }
 
     #[test]

@@ -54,7 +54,13 @@ pub fn open(iface: &str, port: u16) -> Result<UdpSocket, LeaseSocketError> {
     for (opt, op) in [(libc::SO_REUSEADDR, "SO_REUSEADDR"), (libc::SO_BROADCAST, "SO_BROADCAST")] {
         // SAFETY: `one` is a live c_int and the length passed is its size.
         let rc = unsafe {
-            libc::setsockopt(raw, libc::SOL_SOCKET, opt, (&one as *const libc::c_int).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
         };
         if rc != 0 {
             return Err(os(op));
@@ -67,7 +73,13 @@ pub fn open(iface: &str, port: u16) -> Result<UdpSocket, LeaseSocketError> {
     let forced = [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF].into_iter().any(|opt| {
         // SAFETY: `rcvbuf` is a live c_int and the length passed is its size.
         let rc = unsafe {
-            libc::setsockopt(raw, libc::SOL_SOCKET, opt, (&rcvbuf as *const libc::c_int).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                opt,
+                (&rcvbuf as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
         };
         rc == 0
     });
@@ -78,7 +90,13 @@ pub fn open(iface: &str, port: u16) -> Result<UdpSocket, LeaseSocketError> {
     // SAFETY: `bytes` is a NUL-terminated name of at most IFNAMSIZ bytes,
     // alive for the call; the length passed is exactly its length.
     let rc = unsafe {
-        libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, bytes.as_ptr().cast(), bytes.len() as libc::socklen_t)
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            bytes.as_ptr().cast(),
+            bytes.len() as libc::socklen_t,
+        )
     };
     if rc != 0 {
         return Err(os("SO_BINDTODEVICE"));

@@ -84,12 +84,8 @@ impl LeaseStore {
         }
         let path = dir.join(LOG_NAME);
         let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let mut file =
+            OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io_err("open", &path))?;
         if !existed {
             sync_dir(dir)?;
         }
@@ -188,7 +184,12 @@ mod tests {
     use super::*;
 
     fn entry(n: u8) -> Entry {
-        Entry { kind: EntryKind::Lease, mac: [2, 0, 0, 0, 0, n], addr: Ipv4Addr::new(10, 77, 0, 100 + n), until: 1000 + u64::from(n) }
+        Entry {
+            kind: EntryKind::Lease,
+            mac: [2, 0, 0, 0, 0, n],
+            addr: Ipv4Addr::new(10, 77, 0, 100 + n),
+            until: 1000 + u64::from(n),
+        }
     }
 
     #[test]

@@ -172,10 +172,11 @@ pub fn apply(host: &mut dyn ShareHost, shares: &Shares, hostname: &str) -> Resul
                 }
                 Err(e) => problems.push(format!("share {}: creating {}: {e}", s.name, s.dir())),
             },
-            DirState::Symlink(at) => {
-                problems.push(format!("share {}: {at} is a symlink; not served (it could lead outside the volume)", s.name))
+            DirState::Symlink(at) => problems
+                .push(format!("share {}: {at} is a symlink; not served (it could lead outside the volume)", s.name)),
+            DirState::NotDirectory(at) => {
+                problems.push(format!("share {}: {at} is not a directory; not served", s.name))
             }
-            DirState::NotDirectory(at) => problems.push(format!("share {}: {at} is not a directory; not served", s.name)),
         }
     }
     live.shares = ok;
@@ -496,8 +497,8 @@ fn components(path: &str) -> impl Iterator<Item = &str> {
 impl ShareHost for RealShareHost {
     fn data_volumes(&mut self) -> Result<Vec<String>, HostError> {
         let text = fs::read_to_string("/proc/self/mounts").map_err(io_err("/proc/self/mounts"))?;
-        let list = mounts::parse(&text)
-            .map_err(|source| HostError::Parse { command: "/proc/self/mounts".into(), source })?;
+        let list =
+            mounts::parse(&text).map_err(|source| HostError::Parse { command: "/proc/self/mounts".into(), source })?;
         Ok(shares::data_volume_mounts(&list))
     }
 

@@ -71,7 +71,9 @@ pub fn observe(host: &mut dyn Host, spec: &GroupSpec, mode: Mode) -> Result<Obse
         obs.vgs = host.vgs()?;
         obs.lvs = host.lvs()?;
         let vg = spec.group.vg();
-        if let Some(lv) = obs.lvs.iter().find(|l| l.vg == vg && l.name == opie_core::storage::names::DATA_LV && l.active()) {
+        if let Some(lv) =
+            obs.lvs.iter().find(|l| l.vg == vg && l.name == opie_core::storage::names::DATA_LV && l.active())
+        {
             obs.lv_signatures = host.probe(&lv.path)?;
         }
     }

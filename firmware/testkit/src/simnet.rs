@@ -265,24 +265,26 @@ impl SimNet {
             return;
         }
         if let Some(&pct) = self.drops.get(&(from, to))
-            && self.next_rand() % 100 < u64::from(pct) {
-                return;
-            }
+            && self.next_rand() % 100 < u64::from(pct)
+        {
+            return;
+        }
         let at = self.now() + Duration::from_millis(1);
         self.queue.push(Packet { from, to, path, at, msg });
     }
 
     fn persist(&mut self, n: NodeId, g: Grant) {
         if let Some(old) = &self.persisted[n]
-            && g.epoch < old.epoch {
-                self.violations.push(format!(
-                    "{:?}: {} persisted epoch {} after {}",
-                    self.now(),
-                    self.names[n],
-                    g.epoch,
-                    old.epoch
-                ));
-            }
+            && g.epoch < old.epoch
+        {
+            self.violations.push(format!(
+                "{:?}: {} persisted epoch {} after {}",
+                self.now(),
+                self.names[n],
+                g.epoch,
+                old.epoch
+            ));
+        }
         self.persisted[n] = Some(g);
     }
 
@@ -375,9 +377,10 @@ impl SimNet {
         let actives = self.actives();
         self.max_active = self.max_active.max(actives.len());
         if let [(_, ea), (_, eb)] = actives[..]
-            && ea == eb {
-                self.violations.push(format!("{:?}: both heads active at epoch {ea}", self.now()));
-            }
+            && ea == eb
+        {
+            self.violations.push(format!("{:?}: both heads active at epoch {ea}", self.now()));
+        }
     }
 
     /// Runs for `d` of simulated time.

@@ -17,7 +17,11 @@ struct StateDir(PathBuf);
 impl StateDir {
     fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!("opie-shares-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let p = std::env::temp_dir().join(format!(
+            "opie-shares-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("state dir");
         StateDir(p)
@@ -80,12 +84,25 @@ fn create_persists_then_serves_and_a_second_apply_runs_nothing() {
     assert_eq!(s.host.log, ["write /etc/exports", "write /etc/ksmbd/ksmbd.conf", "write /etc/ksmbd/ksmbdpwd.db"]);
     s.host.log.clear();
     let text = done(s.run(create_docs()));
-    assert_eq!(text, "share docs created at /srv/g1/docs; created /srv/g1/docs, NFS server started, SMB server started");
+    assert_eq!(
+        text,
+        "share docs created at /srv/g1/docs; created /srv/g1/docs, NFS server started, SMB server started"
+    );
     assert_eq!(
         s.host.log,
-        ["mkdir /srv/g1/docs", "write /etc/exports", "start nfs", "exportfs -ra", "write /etc/ksmbd/ksmbd.conf", "start ksmbd"]
+        [
+            "mkdir /srv/g1/docs",
+            "write /etc/exports",
+            "start nfs",
+            "exportfs -ra",
+            "write /etc/ksmbd/ksmbd.conf",
+            "start ksmbd"
+        ]
     );
-    assert!(s.host.files[&ConfigFile::Exports].contains("/srv/g1/docs 192.168.77.0/24(rw,sync,no_subtree_check,root_squash,fsid=1)"));
+    assert!(
+        s.host.files[&ConfigFile::Exports]
+            .contains("/srv/g1/docs 192.168.77.0/24(rw,sync,no_subtree_check,root_squash,fsid=1)")
+    );
     assert!(s.host.files[&ConfigFile::KsmbdConf].contains("[docs]\n\tpath = /srv/g1/docs\n\tread only = no\n"));
     assert!(s.host.files[&ConfigFile::KsmbdPasswords].starts_with("alice:"));
 
@@ -110,11 +127,21 @@ fn refusals_change_neither_record_nor_system() {
     let cases = [
         (create_docs(), "share \"docs\" already exists; nothing changed"),
         (
-            ShareCommand::Create { name: "etc".into(), pool: None, path: Some("../../etc".into()), edit: ShareEdit::default() },
+            ShareCommand::Create {
+                name: "etc".into(),
+                pool: None,
+                path: Some("../../etc".into()),
+                edit: ShareEdit::default(),
+            },
             "path \"../../etc\" is not allowed: '.' and '..' would leave the data volume; nothing changed",
         ),
         (
-            ShareCommand::Create { name: "x".into(), pool: Some("/srv/g9".into()), path: None, edit: ShareEdit::default() },
+            ShareCommand::Create {
+                name: "x".into(),
+                pool: Some("/srv/g9".into()),
+                path: None,
+                edit: ShareEdit::default(),
+            },
             "/srv/g9 is not a mounted Opie data volume (mounted: /srv/g1); nothing changed",
         ),
         (

@@ -71,7 +71,10 @@ fn reboot_then_start_assembles_activates_and_mounts() {
     run(&mut host, &spec(3), Mode::Create).expect("set up");
     host.reboot();
     let steps = run(&mut host, &spec(3), Mode::Start).expect("start");
-    assert!(matches!(&steps[..], [Step::AssembleArray { missing: 0, .. }, Step::ActivateVg { .. }, Step::Mount { .. }]), "{steps:?}");
+    assert!(
+        matches!(&steps[..], [Step::AssembleArray { missing: 0, .. }, Step::ActivateVg { .. }, Step::Mount { .. }]),
+        "{steps:?}"
+    );
     assert!(mounted(&mut host));
 }
 
@@ -82,7 +85,9 @@ fn start_with_one_member_gone_runs_degraded_and_with_two_gone_refuses() {
     host.reboot();
     host.set_present("/dev/nbd1", false);
     let steps = run(&mut host, &spec(3), Mode::Start).expect("degraded start");
-    assert!(matches!(&steps[0], Step::AssembleArray { members, missing: 1, .. } if members == &["/dev/nbd0", "/dev/nbd2"]));
+    assert!(
+        matches!(&steps[0], Step::AssembleArray { members, missing: 1, .. } if members == &["/dev/nbd0", "/dev/nbd2"])
+    );
     assert!(mounted(&mut host));
     host.reboot();
     host.set_present("/dev/nbd2", false);

@@ -213,20 +213,38 @@ mod tests {
     fn each_bad_field_has_its_own_error() {
         type Edit = Box<dyn Fn(&mut Config)>;
         let cases: Vec<(Edit, ConfigError)> = vec![
-            (Box::new(|c| c.subnet_mask = Ipv4Addr::new(255, 0, 255, 0)), ConfigError::Mask(Ipv4Addr::new(255, 0, 255, 0))),
+            (
+                Box::new(|c| c.subnet_mask = Ipv4Addr::new(255, 0, 255, 0)),
+                ConfigError::Mask(Ipv4Addr::new(255, 0, 255, 0)),
+            ),
             (Box::new(|c| c.pools.clear()), ConfigError::NoPool),
             (Box::new(|c| c.pools = vec![pool(9, 8)]), ConfigError::InvertedPool(pool(9, 8))),
             (
-                Box::new(|c| c.pools = vec![PoolRange { start: Ipv4Addr::new(10, 78, 0, 1), end: Ipv4Addr::new(10, 78, 0, 2) }]),
-                ConfigError::PoolOutsideSubnet(PoolRange { start: Ipv4Addr::new(10, 78, 0, 1), end: Ipv4Addr::new(10, 78, 0, 2) }),
+                Box::new(|c| {
+                    c.pools = vec![PoolRange { start: Ipv4Addr::new(10, 78, 0, 1), end: Ipv4Addr::new(10, 78, 0, 2) }]
+                }),
+                ConfigError::PoolOutsideSubnet(PoolRange {
+                    start: Ipv4Addr::new(10, 78, 0, 1),
+                    end: Ipv4Addr::new(10, 78, 0, 2),
+                }),
             ),
             (Box::new(|c| c.pools.push(pool(150, 210))), ConfigError::OverlappingPools(pool(100, 199), pool(150, 210))),
             (
-                Box::new(|c| c.reservations = vec![([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 77, 0, 5)), ([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 77, 0, 6))]),
+                Box::new(|c| {
+                    c.reservations = vec![
+                        ([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 77, 0, 5)),
+                        ([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 77, 0, 6)),
+                    ]
+                }),
                 ConfigError::DuplicateReservation("02:00:00:00:00:01".into()),
             ),
             (
-                Box::new(|c| c.reservations = vec![([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 77, 0, 5)), ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(10, 77, 0, 5))]),
+                Box::new(|c| {
+                    c.reservations = vec![
+                        ([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 77, 0, 5)),
+                        ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(10, 77, 0, 5)),
+                    ]
+                }),
                 ConfigError::SharedReservation(Ipv4Addr::new(10, 77, 0, 5)),
             ),
             (
@@ -246,7 +264,10 @@ mod tests {
 
     #[test]
     fn huge_pools_are_refused() {
-        let mut c = Config::new(Ipv4Addr::new(10, 0, 0, 1), vec![PoolRange { start: Ipv4Addr::new(10, 0, 0, 2), end: Ipv4Addr::new(10, 255, 255, 254) }]);
+        let mut c = Config::new(
+            Ipv4Addr::new(10, 0, 0, 1),
+            vec![PoolRange { start: Ipv4Addr::new(10, 0, 0, 2), end: Ipv4Addr::new(10, 255, 255, 254) }],
+        );
         c.subnet_mask = Ipv4Addr::new(255, 0, 0, 0);
         assert!(matches!(c.validate(), Err(ConfigError::PoolTooLarge(_))));
     }

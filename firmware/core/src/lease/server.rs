@@ -132,7 +132,11 @@ impl LeaseServer {
         for e in log {
             let a = u32::from(e.addr);
             if !s.allowed(e.mac, a) {
-                log::warn!("lease log: {} for {} no longer fits the configuration, skipped", e.addr, format_mac(&e.mac));
+                log::warn!(
+                    "lease log: {} for {} no longer fits the configuration, skipped",
+                    e.addr,
+                    format_mac(&e.mac)
+                );
                 s.counters.restore_skipped += 1;
                 continue;
             }

@@ -50,7 +50,8 @@ pub fn parse(text: &str) -> Result<Vec<Export>, ParseError> {
         }
         if raw.starts_with(char::is_whitespace) {
             // The client half of a wrapped entry.
-            let (_, path) = pending.take().ok_or_else(|| ParseError::BadLine { tool: T, line, text: raw.to_string() })?;
+            let (_, path) =
+                pending.take().ok_or_else(|| ParseError::BadLine { tool: T, line, text: raw.to_string() })?;
             let (client, options) = client(line, raw, raw.trim())?;
             out.push(Export { path, client, options });
             continue;

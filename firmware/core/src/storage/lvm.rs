@@ -23,15 +23,8 @@
 use super::{ParseError, number};
 
 /// The options every report runs with (see the module header).
-pub const REPORT_OPTIONS: [&str; 7] = [
-    "--config",
-    "log {command_names=0 prefix=\"\"}",
-    "--noheadings",
-    "--separator",
-    "|",
-    "--units",
-    "b",
-];
+pub const REPORT_OPTIONS: [&str; 7] =
+    ["--config", "log {command_names=0 prefix=\"\"}", "--noheadings", "--separator", "|", "--units", "b"];
 /// Also passed: sizes as bare numbers.
 pub const NO_SUFFIX: &str = "--nosuffix";
 pub const PVS_FIELDS: &str = "pv_name,vg_name,pv_size,pv_free";
@@ -106,7 +99,12 @@ pub fn parse_pvs(text: &str) -> Result<Vec<Pv>, ParseError> {
     rows(T, text, 4)?
         .into_iter()
         .map(|(_, f)| {
-            Ok(Pv { name: f[0].to_string(), vg: opt(f[1]), size: number(T, "pv_size", f[2])?, free: number(T, "pv_free", f[3])? })
+            Ok(Pv {
+                name: f[0].to_string(),
+                vg: opt(f[1]),
+                size: number(T, "pv_size", f[2])?,
+                free: number(T, "pv_free", f[3])?,
+            })
         })
         .collect()
 }
@@ -170,7 +168,17 @@ mod tests {
     fn vgs_before_and_after_the_data_volume() {
         assert_eq!(parse_vgs(&testdata::text("vgs-none.txt")).expect("parses"), []);
         let v = parse_vgs(&testdata::text("vgs.txt")).expect("parses");
-        assert_eq!(v[0], Vg { name: "opie_g1".into(), size: 92274688, free: 92274688, extent_size: 4194304, extent_count: 22, free_count: 22 });
+        assert_eq!(
+            v[0],
+            Vg {
+                name: "opie_g1".into(),
+                size: 92274688,
+                free: 92274688,
+                extent_size: 4194304,
+                extent_count: 22,
+                free_count: 22
+            }
+        );
         let v = parse_vgs(&testdata::text("vgs-after-lv.txt")).expect("parses");
         assert_eq!((v[0].extent_count, v[0].free_count), (22, 4));
     }
@@ -200,7 +208,10 @@ mod tests {
         // A line cut mid-way has too few columns: refused, never half-read.
         let text = testdata::text("lvs.txt");
         assert!(matches!(parse_lvs(&text[..20]), Err(ParseError::BadLine { tool: "lvs", line: 1, .. })));
-        assert!(matches!(parse_vgs("opie_g1|9|9|4|twenty|2\n"), Err(ParseError::BadNumber { what: "vg_extent_count", .. })));
+        assert!(matches!(
+            parse_vgs("opie_g1|9|9|4|twenty|2\n"),
+            Err(ParseError::BadNumber { what: "vg_extent_count", .. })
+        ));
         assert!(matches!(parse_vgs("opie_g1|9|9|4|2|3\n"), Err(ParseError::BadLine { .. })));
         assert!(matches!(parse_pvs("  pvs  /dev/md0|opie_g1|1|1\n"), Ok(v) if v[0].name == "pvs  /dev/md0"));
     }

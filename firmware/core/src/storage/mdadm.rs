@@ -102,8 +102,11 @@ pub fn parse_examine(text: &str) -> Result<Examine, ParseError> {
     let raid_devices = number(T, "MD_DEVICES", &take(T, &map, "MD_DEVICES")?)?;
     Ok(Examine {
         level: take(T, &map, "MD_LEVEL")?,
-        raid_devices: u32::try_from(raid_devices)
-            .map_err(|_| ParseError::BadNumber { tool: T, what: "MD_DEVICES", value: raid_devices.to_string() })?,
+        raid_devices: u32::try_from(raid_devices).map_err(|_| ParseError::BadNumber {
+            tool: T,
+            what: "MD_DEVICES",
+            value: raid_devices.to_string(),
+        })?,
         // Old 0.90 superblocks have no name: report it empty, never one of ours.
         name: MdName::parse(map.get("MD_NAME").map(String::as_str).unwrap_or("")),
         array_uuid: take(T, &map, "MD_UUID")?,
@@ -181,8 +184,11 @@ pub fn parse_detail(text: &str) -> Result<Detail, ParseError> {
     });
     Ok(Detail {
         level: take(T, &map, "MD_LEVEL")?,
-        raid_devices: u32::try_from(raid_devices)
-            .map_err(|_| ParseError::BadNumber { tool: T, what: "MD_DEVICES", value: raid_devices.to_string() })?,
+        raid_devices: u32::try_from(raid_devices).map_err(|_| ParseError::BadNumber {
+            tool: T,
+            what: "MD_DEVICES",
+            value: raid_devices.to_string(),
+        })?,
         metadata: map.get("MD_METADATA").cloned(),
         uuid: take(T, &map, "MD_UUID")?,
         name: MdName::parse(map.get("MD_NAME").map(String::as_str).unwrap_or("")),
@@ -257,10 +263,17 @@ mod tests {
         let text = testdata::text("examine-member.txt");
         let cut = &text[..text.find("MD_UUID").expect("has MD_UUID")];
         assert_eq!(parse_examine(cut), Err(ParseError::Missing { tool: "mdadm --examine --export", key: "MD_UUID" }));
-        assert!(matches!(parse_examine("MD_LEVEL=raid5\nMD_DEVICES=three\nMD_UUID=x\n"),
-            Err(ParseError::BadNumber { what: "MD_DEVICES", .. })));
-        assert!(matches!(parse_examine("mdadm: No md superblock detected\n"), Err(ParseError::BadLine { line: 1, .. })));
-        assert!(matches!(parse_detail("MD_LEVEL=raid5\nMD_DEVICES=3\nMD_UUID=x\nMD_DEVICE_dev_vdb_ROLE=0\n"),
-            Err(ParseError::Missing { key: "MD_DEVICE_*_DEV", .. })));
+        assert!(matches!(
+            parse_examine("MD_LEVEL=raid5\nMD_DEVICES=three\nMD_UUID=x\n"),
+            Err(ParseError::BadNumber { what: "MD_DEVICES", .. })
+        ));
+        assert!(matches!(
+            parse_examine("mdadm: No md superblock detected\n"),
+            Err(ParseError::BadLine { line: 1, .. })
+        ));
+        assert!(matches!(
+            parse_detail("MD_LEVEL=raid5\nMD_DEVICES=3\nMD_UUID=x\nMD_DEVICE_dev_vdb_ROLE=0\n"),
+            Err(ParseError::Missing { key: "MD_DEVICE_*_DEV", .. })
+        ));
     }
 }

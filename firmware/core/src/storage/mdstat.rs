@@ -121,10 +121,17 @@ fn parse_progress(line: usize, text: &str) -> Result<Progress, ParseError> {
         && !op.contains(' ')
         && (state == "DELAYED" || state == "PENDING")
     {
-        return Ok(Progress { operation: op.to_string(), percent: None, blocks: None, finish_min: None, speed_kib: None });
+        return Ok(Progress {
+            operation: op.to_string(),
+            percent: None,
+            blocks: None,
+            finish_min: None,
+            speed_kib: None,
+        });
     }
     // "[>....]  recovery =  4.3% (2052/47104) finish=0.3min speed=2052K/sec"
-    let after_bar = t.strip_prefix('[').and_then(|r| r.split_once(']')).map(|(_, r)| r).ok_or_else(|| bad(line, text))?;
+    let after_bar =
+        t.strip_prefix('[').and_then(|r| r.split_once(']')).map(|(_, r)| r).ok_or_else(|| bad(line, text))?;
     let (op, rest) = after_bar.split_once('=').ok_or_else(|| bad(line, text))?;
     let op = op.trim();
     if op.is_empty() || op.contains(' ') {
@@ -133,7 +140,8 @@ fn parse_progress(line: usize, text: &str) -> Result<Progress, ParseError> {
     let mut words = rest.split_whitespace();
     let pct = words.next().and_then(|w| w.strip_suffix('%')).ok_or_else(|| bad(line, text))?;
     let percent: f32 = pct.parse().map_err(|_| bad(line, text))?;
-    let mut p = Progress { operation: op.to_string(), percent: Some(percent), blocks: None, finish_min: None, speed_kib: None };
+    let mut p =
+        Progress { operation: op.to_string(), percent: Some(percent), blocks: None, finish_min: None, speed_kib: None };
     for w in words {
         if let Some(b) = w.strip_prefix('(').and_then(|b| b.strip_suffix(')')) {
             let (d, tot) = b.split_once('/').ok_or_else(|| bad(line, text))?;
@@ -224,7 +232,11 @@ pub fn parse(text: &str) -> Result<Mdstat, ParseError> {
             for w in t.split_whitespace() {
                 if let Some(c) = parse_counts(w) {
                     array.devices = Some(c);
-                } else if w.starts_with('[') && w.ends_with(']') && w.len() > 2 && w[1..w.len() - 1].bytes().all(|b| b == b'U' || b == b'_') {
+                } else if w.starts_with('[')
+                    && w.ends_with(']')
+                    && w.len() > 2
+                    && w[1..w.len() - 1].bytes().all(|b| b == b'U' || b == b'_')
+                {
                     array.health = Some(w[1..w.len() - 1].to_string());
                 }
             }
@@ -331,9 +343,18 @@ mod tests {
             }
         }
         assert_eq!(parse(""), Err(ParseError::Empty { tool: T }));
-        assert!(matches!(parse("md0 : exploding raid5 vdb[0]\nunused devices: <none>\n"), Err(ParseError::BadLine { line: 1, .. })));
-        assert!(matches!(parse("md0 : active raid5 vdb[x]\nunused devices: <none>\n"), Err(ParseError::BadNumber { .. })));
-        assert!(matches!(parse("      94208 blocks\nunused devices: <none>\n"), Err(ParseError::BadLine { line: 1, .. })));
+        assert!(matches!(
+            parse("md0 : exploding raid5 vdb[0]\nunused devices: <none>\n"),
+            Err(ParseError::BadLine { line: 1, .. })
+        ));
+        assert!(matches!(
+            parse("md0 : active raid5 vdb[x]\nunused devices: <none>\n"),
+            Err(ParseError::BadNumber { .. })
+        ));
+        assert!(matches!(
+            parse("      94208 blocks\nunused devices: <none>\n"),
+            Err(ParseError::BadLine { line: 1, .. })
+        ));
         assert!(parse("md0 : active raid5 vdb[0]\n      [==>..]  recovery = lots\nunused devices: <none>\n").is_err());
     }
 }

@@ -35,7 +35,8 @@ fn unescape(line: usize, raw: &str, field: &str) -> Result<String, ParseError> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
-            let oct = b.get(i + 1..i + 4).ok_or_else(|| ParseError::BadLine { tool: T, line, text: raw.to_string() })?;
+            let oct =
+                b.get(i + 1..i + 4).ok_or_else(|| ParseError::BadLine { tool: T, line, text: raw.to_string() })?;
             if !oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
                 return Err(ParseError::BadLine { tool: T, line, text: raw.to_string() });
             }

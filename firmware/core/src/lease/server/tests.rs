@@ -157,7 +157,9 @@ fn full_exchange_gives_pool_address_with_options() {
         matches!(&actions[0], Action::Persist(e) if e.kind == EntryKind::Lease && e.addr == a(100) && e.mac == mac(1) && e.until == T0.as_secs() + 3600),
         "persist comes before the ACK: {actions:?}"
     );
-    assert!(matches!(&actions[1], Action::Send { packet, .. } if packet.message_type == MessageType::Ack && packet.yiaddr == a(100)));
+    assert!(
+        matches!(&actions[1], Action::Send { packet, .. } if packet.message_type == MessageType::Ack && packet.yiaddr == a(100))
+    );
     assert_eq!(h.server.lease_of(&mac(1), h.now), Some(a(100)));
     assert_eq!(h.lease(mac(2)), Some(a(101)));
     assert_eq!(h.server.counters().offers, 2);
@@ -567,25 +569,26 @@ proptest! {
 /// A datagram for the no-panic property: random bytes, or a valid client
 /// message with some bytes overwritten.
 fn datagram() -> impl Strategy<Value = Vec<u8>> {
-    let valid = (0u8..4, 0u8..8, proptest::collection::vec((0usize..400, any::<u8>()), 0..6)).prop_map(|(c, kind, edits)| {
-        let p = match kind {
-            0 => discover(mac(c)),
-            1 => select(mac(c), a(100 + c)),
-            2 => init_reboot(mac(c), a(100 + c)),
-            3 => renew(mac(c), a(100 + c)),
-            4 => with_ciaddr(packet(mac(c), MessageType::Release), a(100 + c)),
-            5 => with_requested(packet(mac(c), MessageType::Decline), a(100 + c)),
-            6 => with_ciaddr(packet(mac(c), MessageType::Inform), a(20)),
-            _ => packet(mac(c), MessageType::Ack),
-        };
-        let mut bytes = p.emit();
-        for (at, v) in edits {
-            if let Some(b) = bytes.get_mut(at) {
-                *b = v;
+    let valid =
+        (0u8..4, 0u8..8, proptest::collection::vec((0usize..400, any::<u8>()), 0..6)).prop_map(|(c, kind, edits)| {
+            let p = match kind {
+                0 => discover(mac(c)),
+                1 => select(mac(c), a(100 + c)),
+                2 => init_reboot(mac(c), a(100 + c)),
+                3 => renew(mac(c), a(100 + c)),
+                4 => with_ciaddr(packet(mac(c), MessageType::Release), a(100 + c)),
+                5 => with_requested(packet(mac(c), MessageType::Decline), a(100 + c)),
+                6 => with_ciaddr(packet(mac(c), MessageType::Inform), a(20)),
+                _ => packet(mac(c), MessageType::Ack),
+            };
+            let mut bytes = p.emit();
+            for (at, v) in edits {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b = v;
+                }
             }
-        }
-        bytes
-    });
+            bytes
+        });
     prop_oneof![valid, proptest::collection::vec(any::<u8>(), 0..1600)]
 }
 
