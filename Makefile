@@ -25,7 +25,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils/bookworm vde2 socat busybox-static \
 IMAGE_CHECK_PACKAGES := rsync python3-flake8 grub-common
 
 .PHONY: help deps firmware qemu-image demo demo-down test test-unit test-qemu \
-	check-layering bench fuzz image image-check clean
+	check-layering lint bench fuzz image image-check clean
 
 help:
 	@echo "make demo   boot a 3-node Opie cluster in QEMU and show how to reach it"
@@ -58,6 +58,9 @@ test-unit:
 
 check-layering:
 	@tools/check-layering
+
+lint:
+	@tools/check-lints
 
 test-qemu: qemu-image
 	tests/qemu/all --image $(BUILD)/qemu
