@@ -154,6 +154,8 @@ def main():
             check(f"adopt {serial} as {role}", rc == 0 and f"adopted {serial}" in out, out)
         for isu in ISUS:
             check(f"{isu} exports its data disk once adopted", status_until(c, isu, r"^export: normal, exports disk0 32 MiB$"))
+        check("every ISU holds the head's cluster record (3 adopted)",
+              all(status_until(c, isu, r"^cluster copy: generation 3, 3 adopted ISU\(s\)$") for isu in ISUS))
         rc, out = c.shell("head1", f"modprobe nbd; opie nbd-attach --server {first['isu1']}:10809 "
                                    "--export disk0 --device /dev/nbd9 2>&1")
         check("an attach without a signed epoch is refused", rc != 0 and "refused" in out.lower(), out)

@@ -73,6 +73,8 @@ pub struct StatusReport {
     pub lease: Option<String>,
     /// ISU: its NBD export, in words.
     pub export: Option<String>,
+    /// ISU: its copy of the head's cluster record, in words.
+    pub cluster_copy: Option<String>,
     /// Head: its RAID group's start-up, in words.
     pub storage: Option<String>,
     /// Head: the storage-net lease server's counters (exchanges, drops by
@@ -124,6 +126,9 @@ impl StatusReport {
         }
         if let Some(export) = &self.export {
             let _ = writeln!(out, "export: {export}");
+        }
+        if let Some(copy) = &self.cluster_copy {
+            let _ = writeln!(out, "cluster copy: {copy}");
         }
         if let Some(link) = &self.head_link {
             let _ = writeln!(out, "head link: {link}");

@@ -19,6 +19,7 @@ use opie_core::ctrl::keys::{NodeKey, fence_key, fingerprint};
 use opie_core::recovery::{self, GroupView, Slot, SlotState, Spare, Step as RecoveryStep};
 use opie_core::status::{IsuStatus, StatusReport};
 use opie_proto::ctrl::{IsuState, Message, StatusReport as IsuReport};
+use opie_proto::record::Record;
 use opie_sys::slots::SlotStore;
 use smol::channel::Sender;
 
@@ -31,6 +32,11 @@ use crate::storage_link::{AttachJob, StorageResult};
 
 /// The head's RAID group (one group per head for now; DESIGN §6).
 pub const GROUP: &str = "g1";
+
+/// Kind tag of the ISU's copy of its head's cluster record (DESIGN §9: the
+/// head's config is replicated to every ISU). The payload is the head's
+/// sealed adoption record as sent, so the head's own generation is kept.
+pub const CLUSTER_COPY_MAGIC: [u8; 8] = *b"OPIECPY\0";
 
 /// Kind tag of the ISU's pinned-head record.
 pub const PINNED_HEAD_MAGIC: [u8; 8] = *b"OPIEHED\0";
@@ -137,6 +143,10 @@ pub struct Node {
     /// kept; `None` when the state disk is unusable.
     store: Option<SlotStore>,
     registry: Registry,
+    /// Head: generation of the stored adoption record (what ISUs copy).
+    registry_generation: u64,
+    /// ISU: where it keeps its copy of the head's cluster record.
+    copy_store: Option<SlotStore>,
     pinned_head: Option<[u8; 32]>,
     /// ISU: where the head's control channel is, when known.
     head: Option<SocketAddr>,
@@ -171,9 +181,13 @@ impl Node {
             Role::Isu => SlotStore::new(dir, "head-key", PINNED_HEAD_MAGIC),
             _ => SlotStore::new(dir, "adoption", ADOPTION_MAGIC),
         });
+        let copy_store =
+            state_dir.filter(|_| role == Role::Isu).map(|d| SlotStore::new(d, "cluster-copy", CLUSTER_COPY_MAGIC));
         let mut node = Node {
             report,
             role,
+            registry_generation: 0,
+            copy_store,
             secret,
             serial,
             started: Instant::now(),
@@ -231,9 +245,16 @@ impl Node {
                 Err(_) => self.alert("pinned head key record is malformed".into()),
             },
             _ => match Registry::decode(loaded.version, &loaded.payload) {
-                Ok(registry) => self.registry = registry,
+                Ok(registry) => {
+                    self.registry = registry;
+                    self.registry_generation = loaded.generation;
+                }
                 Err(e) => self.alert(format!("adoption record unreadable: {e}")),
             },
+        }
+        let copy = self.copy_store.as_ref().and_then(|s| s.load().ok()?.newest);
+        if let Some(copy) = copy {
+            self.report.cluster_copy = describe_copy(&copy.payload).ok();
         }
     }
 
@@ -393,12 +414,19 @@ impl Node {
             (Some(_), Err(e)) => Err(e.to_string()),
             (Some(store), Ok(payload)) => store.store(ADOPTION_VERSION, &payload).map_err(|e| e.to_string()),
         };
-        if let Err(e) = saved {
-            self.registry = before;
-            return Response::Refused(format!("not saved, nothing changed: {e}"));
+        match saved {
+            Ok(generation) => self.registry_generation = generation,
+            Err(e) => {
+                self.registry = before;
+                return Response::Refused(format!("not saved, nothing changed: {e}"));
+            }
         }
         info!("{done}");
         self.refresh_isus();
+        let adopted = self.registry.adopted_keys();
+        for key in adopted {
+            self.push_cluster_record(key);
+        }
         Response::Done(format!("{done}; it joins on its next connection"))
     }
 
@@ -416,6 +444,7 @@ impl Node {
                     self.registry.saw(&serial, public_key);
                 }
                 self.links.insert(public_key, Link { serial, peer, outbox, last_report: None, last_state: None });
+                self.push_cluster_record(public_key);
                 self.report_to_head();
             }
             CtrlEvent::Message { public_key, message } => {
@@ -615,8 +644,58 @@ impl Node {
                 link.last_report = Some(words);
                 link.last_state = Some(report);
             }
+            Message::ConfigAck { generation } => {
+                info!("{} holds a copy of cluster record generation {generation}", link.serial);
+            }
+            Message::ConfigPush { generation, record } => {
+                let outbox = link.outbox.clone();
+                match self.keep_cluster_copy(generation, &record) {
+                    Ok(()) => {
+                        let _ = outbox.try_send(Message::ConfigAck { generation });
+                    }
+                    Err(e) => self.alert(format!("cluster record generation {generation} from the head not kept: {e}")),
+                }
+            }
             other => info!("control message from {}: {other:?}", link.serial),
         }
+    }
+
+    /// Head: sends the sealed adoption record to an adopted ISU's link so
+    /// every ISU holds a copy of who is in the cluster (DESIGN §9).
+    fn push_cluster_record(&mut self, key: [u8; 32]) {
+        if self.role != Role::Head || self.registry_generation == 0 || !self.registry.adopted_keys().contains(&key) {
+            return;
+        }
+        let Some(link) = self.links.get(&key) else { return };
+        let record = self.registry.encode().ok().and_then(|payload| {
+            let generation = self.registry_generation;
+            Record { magic: ADOPTION_MAGIC, version: ADOPTION_VERSION, generation, payload: &payload }.emit().ok()
+        });
+        if let Some(record) = record {
+            let _ = link.outbox.try_send(Message::ConfigPush { generation: self.registry_generation, record });
+        }
+    }
+
+    /// ISU: keeps the head's cluster record if it parses, decodes and is
+    /// newer than the copy held; an older or equal one is acknowledged and
+    /// left alone.
+    fn keep_cluster_copy(&mut self, generation: u64, record: &[u8]) -> Result<(), String> {
+        if self.role != Role::Isu {
+            return Err("only ISUs keep copies".into());
+        }
+        let words = describe_copy(record)?;
+        let store = self.copy_store.as_ref().ok_or("the state disk is not usable")?;
+        let held = store
+            .load()
+            .ok()
+            .and_then(|r| r.newest)
+            .and_then(|c| Record::parse(&c.payload, ADOPTION_MAGIC).ok().map(|r| r.generation));
+        if held.is_some_and(|g| g >= generation) {
+            return Ok(());
+        }
+        store.store(1, record).map_err(|e| e.to_string())?;
+        self.report.cluster_copy = Some(words);
+        Ok(())
     }
 
     fn pin_head(&mut self, public_key: [u8; 32]) {
@@ -676,6 +755,15 @@ impl Node {
             })
             .collect();
     }
+}
+
+/// A held copy of the head's cluster record, in words; an error when the
+/// bytes are not a valid adoption record.
+fn describe_copy(record: &[u8]) -> Result<String, String> {
+    let parsed = Record::parse(record, ADOPTION_MAGIC).map_err(|e| e.to_string())?;
+    let registry = Registry::decode(parsed.version, parsed.payload).map_err(|e| e.to_string())?;
+    let adopted = registry.adopted_keys().len();
+    Ok(format!("generation {}, {adopted} adopted ISU(s)", parsed.generation))
 }
 
 /// An ISU report in words, for the status page and logs.

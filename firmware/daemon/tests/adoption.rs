@@ -45,6 +45,8 @@ fn isu_is_pending_until_adopted_then_connects_and_both_remember() {
     // The ISU's own report reaches the head's status.
     head.wait_for("adopted as member, connected, booting");
     isu.wait_for("head link: connected to head1");
+    // The ISU keeps a copy of the head's cluster record (DESIGN §9).
+    isu.wait_for("cluster copy: generation 1, 1 adopted ISU(s)");
     let isu_key = std::fs::read(dir.path().join("isu/state/head-key.a")).expect("head key pinned on the ISU");
     assert!(!isu_key.is_empty());
 
