@@ -139,6 +139,10 @@ def main():
         check("isu1's leased address is on eth0", first["isu1"] and f"inet {first['isu1']}/24" in out, out)
         counters = status_until(c, "head1", r"^lease server: \d+ received, \d+ offers, ([3-9]|\d\d+) acks")
         check("the head's status counts the lease exchanges", counters)
+        rc, out = c.shell("head1", "logread | grep 'opie-isu serial='")
+        named = re.findall(r"opie-isu serial=MAC-\w+;key=[0-9a-f-]{24};disks=/dev/vdb:32MiB", out)
+        check("the head's log names each new ISU from its DHCP option 43 (serial, key, disks)", len(set(named)) >= 3,
+              out[-600:])
         pending = status_until(c, "head1", r"(?s)(isu: \S+ key \S+ pending adoption.*){3}")
         check("head lists three ISUs pending adoption", pending)
         _, head_status = c.shell("head1", "opie status")

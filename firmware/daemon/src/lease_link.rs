@@ -42,7 +42,15 @@ fn now() -> Duration {
 }
 
 /// Runs the lease client on `iface` until the event loop goes away.
-pub async fn run(iface: String, hostname: String, serial: String, store: Option<SlotStore>, events: Sender<Event>) {
+/// `vendor_info` goes out as option 43: serial, key fingerprint and disks,
+/// so the head's lease log names the device before it says hello.
+pub async fn run(
+    iface: String,
+    hostname: String,
+    vendor_info: String,
+    store: Option<SlotStore>,
+    events: Sender<Event>,
+) {
     let tell = |update| events.send(Event::Lease(update));
     let socket = match open(&iface) {
         Ok(s) => s,
@@ -65,7 +73,7 @@ pub async fn run(iface: String, hostname: String, serial: String, store: Option<
     let seed = random::bytes::<4>()
         .map(u32::from_le_bytes)
         .unwrap_or_else(|_| u32::from_le_bytes([mac[2], mac[3], mac[4], mac[5]]));
-    let identity = Identity { mac, hostname, vendor_info: format!("serial={serial}").into_bytes() };
+    let identity = Identity { mac, hostname, vendor_info: vendor_info.into_bytes() };
     let mut client = Client::new(identity, remembered, seed, now());
     let mut buf = vec![0u8; opie_proto::lease::MAX_LEN + 1];
     let mut last_words = String::new();

@@ -218,9 +218,21 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => None,
     };
+    // An ISU exports its data disks once adopted; the granted epochs live
+    // on the state disk (DESIGN §5), so no export without one. Only on the
+    // appliance: a host's disks are never ours to export.
+    let isu_disks = (args.appliance && config.role == Role::Isu && persist)
+        .then(|| opie_sys::system::data_disks(boot.state_device.as_deref()));
     let lease_client = leases.then(|| {
         let store = persist.then(|| SlotStore::new(&state_dir, "lease", LEASE_MAGIC));
-        (config.storage.iface.clone(), config.hostname.clone(), serial.clone(), store)
+        // What a new ISU tells the lease server about itself (option 43).
+        let disks: Vec<String> = isu_disks
+            .iter()
+            .flatten()
+            .map(|d| format!("{}:{}MiB", d.device.display(), d.size / (1024 * 1024)))
+            .collect();
+        let vendor_info = format!("serial={serial};key={};disks={}", fingerprint(&node_key.public()), disks.join(","));
+        (config.storage.iface.clone(), config.hostname.clone(), vendor_info, store)
     });
     let mut report = StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -239,11 +251,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         alerts,
         ..StatusReport::default()
     };
-    // An ISU exports its data disks once adopted; the granted epochs live
-    // on the state disk (DESIGN §5), so no export without one. Only on the
-    // appliance: a host's disks are never ours to export.
-    let export = (args.appliance && config.role == Role::Isu && persist)
-        .then(|| (opie_sys::system::data_disks(boot.state_device.as_deref()), state_dir.join("nbd")));
+    let export = isu_disks.map(|disks| (disks, state_dir.join("nbd")));
     let window = Duration::from_secs(args.confirm_window_secs);
     let settings =
         Settings::new(config, generation, persist.then_some(state_dir.as_path()), args.appliance, window, &mut report);
@@ -439,9 +447,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long a local client may take to send its request.
 const LOCAL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the node: spawns the tasks that feed events and applies them, in
-/// order, to the one [`Node`].
-/// The lease client's interface, host name, serial and remembered-lease store.
+/// The lease client's interface, host name, option-43 text and
+/// remembered-lease store.
 type LeaseClientArgs = (String, String, String, Option<SlotStore>);
 
 /// The tasks a node's role runs beside its event loop.
@@ -454,6 +461,8 @@ struct Tasks {
     export: Option<(Vec<DataDisk>, PathBuf)>,
 }
 
+/// Runs the node: spawns the tasks that feed events and applies them, in
+/// order, to the one [`Node`].
 async fn event_loop(mut node: Node, socket: &Path, tasks: Tasks) -> Result<(), SupervisorError> {
     let Tasks { ctrl, lease_client, lease_server, mut export } = tasks;
     let (events, inbox) = smol::channel::bounded::<Event>(256);
@@ -494,9 +503,9 @@ async fn event_loop(mut node: Node, socket: &Path, tasks: Tasks) -> Result<(), S
             })
             .detach();
     }
-    if let Some((iface, hostname, serial, store)) = lease_client {
+    if let Some((iface, hostname, vendor_info, store)) = lease_client {
         info!("storage net {iface}: no static address, leasing one");
-        executor.spawn(lease_link::run(iface, hostname, serial, store, events.clone())).detach();
+        executor.spawn(lease_link::run(iface, hostname, vendor_info, store, events.clone())).detach();
     }
     let result = executor
         .run(async {

@@ -370,6 +370,14 @@ impl LeaseServer {
         self.bind(target, mac, State::Leased { until });
         out.push(Action::Persist(Entry { kind: EntryKind::Lease, mac, addr: ip(target), until: until.div_ceil(1000) }));
         self.counters.acks += 1;
+        // Opie's own ISUs say who they are (serial, key fingerprint, disks)
+        // in option 43: name them in the log. Other clients stay quiet, so a
+        // flood of them cannot flood the log.
+        if p.options.vendor_class.as_deref() == Some(crate::lease_client::VENDOR_CLASS) {
+            let said = p.options.vendor_info.as_deref().unwrap_or_default();
+            let said: String = String::from_utf8_lossy(said).chars().filter(|c| !c.is_control()).collect();
+            log::info!("lease {} to {} (opie-isu {said})", ip(target), format_mac(&mac));
+        }
         let mut ack = self.reply(p, MessageType::Ack, ip(target));
         ack.ciaddr = p.ciaddr;
         out.push(Action::Send { to: destination(p, false), packet: Box::new(ack) });
