@@ -210,5 +210,11 @@ async fn drive(mut stream: TcpStream, peer: SocketAddr, mut session: Session, fi
 }
 
 async fn down(handle: &LoopHandle, public_key: Option<[u8; 32]>, peer: SocketAddr, reason: String) {
+    // An established link's end is logged by the node, which knows the
+    // peer's name; a connection refused before that (wrong version, bad
+    // tag, oversized frame, not adopted) is logged here.
+    if public_key.is_none() {
+        info!("control connection with {peer} closed: {reason}");
+    }
     handle.tell(CtrlEvent::Down { public_key, peer, reason }).await;
 }
