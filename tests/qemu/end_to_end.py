@@ -31,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "qemu"))
 from opie_cluster import Cluster, ClusterError, NodeFailed  # noqa: E402
+from harness import check, status_until, summary  # noqa: E402
 
 ISUS = ["isu1", "isu2", "isu3"]
 NODES = ["head1"] + ISUS
@@ -38,28 +39,7 @@ POOL = (ipaddress.ip_address("10.77.0.100"), ipaddress.ip_address("10.77.0.199")
 HEAD_LAN = "192.168.77.1"
 LAN = "192.168.77.0/24"
 MEMBER_WAIT = 15
-SMB = f"-o username=alice,password=Secret-1,vers=3.1.1"
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(bool(ok))
-    print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""), flush=True)
-    return ok
-
-
-def status_until(c, node, pattern, timeout=90):
-    """Polls `opie status` on a node until `pattern` matches; the match or None."""
-    deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        rc, out = c.shell(node, "opie status", timeout=30)
-        m = re.search(pattern, out, re.M)
-        if rc == 0 and m:
-            return m
-        time.sleep(1)
-    print(f"--- last `opie status` on {node} ---\n{out}", flush=True)
-    return None
+SMB = "-o username=alice,password=Secret-1,vers=3.1.1"
 
 
 def leases(c, isus):
@@ -226,9 +206,7 @@ def main():
         c.shutdown()
     check("shutdown leaves no process behind", not c.leftover_processes())
     print(f"end-to-end test wall time {time.monotonic() - t0:.1f} s")
-    passed = sum(results)
-    print(f"{passed} passed, {len(results) - passed} failed")
-    return 0 if passed == len(results) else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -23,29 +23,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "qemu"))
 from opie_cluster import Cluster, ClusterError, NodeFailed  # noqa: E402
+from harness import check, status_until, summary  # noqa: E402
 
 NODES = ["head1", "isu1", "isu2", "isu3"]
 SPARE_TIMEOUT = 20
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(bool(ok))
-    print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""), flush=True)
-    return ok
-
-
-def status_until(c, pattern, timeout=90):
-    deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        rc, out = c.shell("head1", "opie status", timeout=30)
-        m = re.search(pattern, out, re.M)
-        if rc == 0 and m:
-            return m
-        time.sleep(0.5)
-    print(f"--- last `opie status` on head1 ---\n{out}", flush=True)
-    return None
 
 
 def mdstat_until(c, pattern, timeout=120):
@@ -78,13 +59,13 @@ def main():
         c.start()
         for n in NODES:
             c.wait_for(n, r"opie supervisor started", timeout=180)
-        check("three ISUs pending", status_until(c, r"(?s)(pending adoption.*){3}"))
+        check("three ISUs pending", status_until(c, "head1", r"(?s)(pending adoption.*){3}"))
         _, out = c.shell("head1", "opie status")
         serial = {f"isu{i}": f"MAC-5254007700{0x0a + i:02X}" for i in (1, 2, 3)}
         for isu, role in (("isu1", "member"), ("isu2", "member"), ("isu3", "spare")):
             rc, out = c.shell("head1", f"opie adopt {serial[isu]} --as {role}")
             check(f"adopt {isu} as {role}", rc == 0, out)
-        check("group online", status_until(c, r"^storage: group g1: online$", 180))
+        check("group online", status_until(c, "head1", r"^storage: group g1: online$", 180))
         rc, out = c.shell("head1", "dd if=/dev/urandom of=/srv/g1/data.bin bs=1M count=8 conv=fsync 2>/dev/null"
                                    " && sha256sum /srv/g1/data.bin")
         want = re.search(r"\b([0-9a-f]{64})\b", out).group(1) if rc == 0 else None
@@ -93,7 +74,7 @@ def main():
         # 1. A member dies.
         t = time.monotonic()
         c.kill("isu2")
-        degraded = status_until(c, rf"^storage: group g1: online; group g1 is degraded: {serial['isu2']} is missing", 60)
+        degraded = status_until(c, "head1", rf"^storage: group g1: online; group g1 is degraded: {serial['isu2']} is missing", 60, every=0.5)
         t_degraded = time.monotonic() - t
         check("the head reports the group degraded", degraded)
         # Measured, not asserted: timing targets belong to benchmarks, this
@@ -108,13 +89,13 @@ def main():
         whole = mdstat_until(c, r"\[2/2\] \[UU\]", 120)
         check("the member is re-added and the group is whole again", whole)
         print(f"ISU restarted to group whole (boot + bitmap re-add): {time.monotonic() - t:.1f} s", flush=True)
-        check("the head's status is back to online", status_until(c, r"^storage: group g1: online$", 30))
+        check("the head's status is back to online", status_until(c, "head1", r"^storage: group g1: online$", 30))
         check("after the re-add the data reads back intact", data_sha(c) == want)
 
         # 3. It dies again and stays away: the spare replaces it.
         t = time.monotonic()
         c.kill("isu2")
-        check("degraded again", status_until(c, rf"group g1 is degraded: {serial['isu2']} is missing", 60))
+        check("degraded again", status_until(c, "head1", rf"group g1 is degraded: {serial['isu2']} is missing", 60))
         whole = mdstat_until(c, r"\[2/2\] \[UU\]", SPARE_TIMEOUT + 120)
         t_spare = time.monotonic() - t
         check(f"after the {SPARE_TIMEOUT} s spare timeout the spare takes the slot and the rebuild completes", whole)
@@ -129,9 +110,7 @@ def main():
         c.shutdown()
     check("shutdown leaves no process behind", not c.leftover_processes())
     print(f"recovery test wall time {time.monotonic() - t0:.1f} s")
-    passed = sum(results)
-    print(f"{passed} passed, {len(results) - passed} failed")
-    return 0 if passed == len(results) else 1
+    return summary()
 
 
 if __name__ == "__main__":
