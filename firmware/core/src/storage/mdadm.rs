@@ -51,6 +51,16 @@ fn take(tool: &'static str, map: &BTreeMap<String, String>, key: &'static str) -
     map.get(key).cloned().ok_or(ParseError::Missing { tool, key })
 }
 
+/// `MD_DEVICES`, the array's member count, as both reports give it.
+fn raid_devices(tool: &'static str, map: &BTreeMap<String, String>) -> Result<u32, ParseError> {
+    let value = take(tool, map, "MD_DEVICES")?;
+    u32::try_from(number(tool, "MD_DEVICES", &value)?).map_err(|_| ParseError::BadNumber {
+        tool,
+        what: "MD_DEVICES",
+        value,
+    })
+}
+
 /// `MD_NAME` split at the first colon: mdadm stores "<homehost>:<name>".
 /// Opie's homehost is the cluster name, its name the group name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,14 +109,10 @@ pub struct Examine {
 pub fn parse_examine(text: &str) -> Result<Examine, ParseError> {
     const T: &str = "mdadm --examine --export";
     let map = key_values(T, text)?;
-    let raid_devices = number(T, "MD_DEVICES", &take(T, &map, "MD_DEVICES")?)?;
+    let raid_devices = raid_devices(T, &map)?;
     Ok(Examine {
         level: take(T, &map, "MD_LEVEL")?,
-        raid_devices: u32::try_from(raid_devices).map_err(|_| ParseError::BadNumber {
-            tool: T,
-            what: "MD_DEVICES",
-            value: raid_devices.to_string(),
-        })?,
+        raid_devices,
         // Old 0.90 superblocks have no name: report it empty, never one of ours.
         name: MdName::parse(map.get("MD_NAME").map(String::as_str).unwrap_or("")),
         array_uuid: take(T, &map, "MD_UUID")?,
@@ -157,7 +163,7 @@ impl Detail {
 pub fn parse_detail(text: &str) -> Result<Detail, ParseError> {
     const T: &str = "mdadm --detail --export";
     let map = key_values(T, text)?;
-    let raid_devices = number(T, "MD_DEVICES", &take(T, &map, "MD_DEVICES")?)?;
+    let raid_devices = raid_devices(T, &map)?;
     // MD_DEVICE_<mangled>_ROLE / _DEV pairs; the mangled name is the key.
     let mut members = Vec::new();
     for (key, role) in &map {
@@ -184,11 +190,7 @@ pub fn parse_detail(text: &str) -> Result<Detail, ParseError> {
     });
     Ok(Detail {
         level: take(T, &map, "MD_LEVEL")?,
-        raid_devices: u32::try_from(raid_devices).map_err(|_| ParseError::BadNumber {
-            tool: T,
-            what: "MD_DEVICES",
-            value: raid_devices.to_string(),
-        })?,
+        raid_devices,
         metadata: map.get("MD_METADATA").cloned(),
         uuid: take(T, &map, "MD_UUID")?,
         name: MdName::parse(map.get("MD_NAME").map(String::as_str).unwrap_or("")),
